@@ -1,0 +1,1 @@
+"""emofl: privacy-preserving federated facial emotion recognition for video conferencing."""

@@ -1,0 +1,1 @@
+"""emofl.simulations"""
