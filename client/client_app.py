@@ -1,0 +1,109 @@
+"""The device side of a federated round, as a Flower ClientApp (message API).
+
+`train`: load the global weights, run one round of local DP-SGD on this device's faces, and
+reply with the new weights plus the device's cumulative privacy spend. `evaluate`: score the
+global weights on the device's own faces. The same app serves `flwr run .` (settings from
+the run config) and `emofl simulate` (settings passed in when the app is built).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from emofl.common.federated_data import client_faces, public_split_of
+from emofl.common.model_store import build_model
+from emofl.common.run_settings import RunSettings
+from emofl.common.training import evaluate
+
+from .dp_training import LocalUpdate, train_round
+from .ledger_store import load_ledger, save_ledger
+
+
+def client_identity(context: Context, settings: RunSettings) -> tuple[int, int]:
+    """(this client's id, number of clients): the partition Flower assigned to this node."""
+    config = context.node_config
+    return int(config.get("partition-id", 0)), int(config.get("num-partitions", settings.num_clients))
+
+
+def ledger_dir(settings: RunSettings) -> Path:
+    return Path(settings.out) / "clients"
+
+
+def _global_model(msg: Message):
+    config = msg.content["config"]
+    model = build_model({"width": int(config["model-width"]),
+                         "feature_dim": int(config["feature-dim"])})
+    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    return model, config
+
+
+def _train_reply(msg: Message, client_id: int, update: LocalUpdate, ledger, settings: RunSettings,
+                 seconds: float) -> Message:
+    plan = update.plan
+    epsilon = ledger.epsilon(settings.delta) if settings.dp else float("inf")
+    metrics = MetricRecord({
+        "num-examples": update.num_examples,
+        "client-id": client_id,
+        "epsilon": epsilon,
+        "delta": settings.delta if settings.dp else 0.0,
+        "noise-multiplier": plan.noise_multiplier,
+        "sample-rate": plan.sample_rate,
+        "steps": ledger.steps if settings.dp else plan.steps,
+        "max-grad-norm": settings.max_grad_norm if settings.dp else 0.0,
+        "train-loss": 0.0 if update.refused else update.train_loss,
+        "train-seconds": seconds,
+        "refused": int(bool(update.refused)),
+    })
+    privacy = ConfigRecord({
+        "accountant": ledger.accountant if settings.dp else "none",
+        "ledger": json.dumps(ledger.to_dict()),
+        "refusal": update.refused,
+    })
+    arrays = ArrayRecord(update.state_dict) if update.state_dict is not None else ArrayRecord()
+    content = RecordDict({"arrays": arrays, "metrics": metrics, "privacy": privacy})
+    return Message(content=content, reply_to=msg)
+
+
+def build_client_app(overrides: dict | None = None) -> ClientApp:
+    """A ClientApp whose settings are the run config updated with `overrides`."""
+    app = ClientApp()
+
+    def settings_of(context: Context) -> RunSettings:
+        return RunSettings.from_config({**context.run_config, **(overrides or {})})
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        started = time.perf_counter()
+        torch.set_num_threads(1)
+        settings = settings_of(context)
+        client_id, num_clients = client_identity(context, settings)
+        faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
+        model, config = _global_model(msg)
+        ledger = load_ledger(ledger_dir(settings), client_id, settings.accountant)
+        seed = settings.seed * 1_000_003 + int(config["global-round"]) * 1009 + client_id
+        update = train_round(model, faces, settings, ledger, seed)
+        if not update.refused and settings.dp:
+            save_ledger(ledger_dir(settings), client_id, ledger)
+        seconds = time.perf_counter() - started
+        return _train_reply(msg, client_id, update, ledger, settings, seconds)
+
+    @app.evaluate()
+    def evaluate_locally(msg: Message, context: Context) -> Message:
+        torch.set_num_threads(1)
+        settings = settings_of(context)
+        client_id, num_clients = client_identity(context, settings)
+        faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
+        model, _ = _global_model(msg)
+        result = evaluate(model, faces.images, faces.labels)
+        metrics = MetricRecord({"num-examples": result.n, "accuracy": result.accuracy,
+                                "loss": result.loss, "client-id": client_id})
+        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return app
+
+
+app = build_client_app()

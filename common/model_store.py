@@ -1,0 +1,69 @@
+"""Saving and loading frame models with their model cards, and the model shipped in the package.
+
+A model file is a plain `torch.save`d state_dict (loadable with `torch.load`); its card is the
+JSON file beside it, `<stem>_card.json`, recording how it was trained and how to rebuild it.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+
+from . import atomic_io
+from .model import FEATURE_DIM, EmotionNet
+
+SHIPPED_MODEL = Path(__file__).parent / "weights" / "frame_model.pt"
+
+
+class ModelError(ValueError):
+    """A model file is missing or does not hold an emofl frame model."""
+
+
+def card_path(model_path: str | Path) -> Path:
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}_card.json")
+
+
+def architecture_of(model: EmotionNet) -> dict:
+    """What `build_model` needs to rebuild this model's shape."""
+    return {"width": model.width, "feature_dim": model.backbone.feature_dim}
+
+
+def build_model(architecture: dict | None = None) -> EmotionNet:
+    arch = architecture or {}
+    return EmotionNet(width=arch.get("width", 32), feature_dim=arch.get("feature_dim", FEATURE_DIM))
+
+
+def save_model(model: EmotionNet, path: str | Path, card: dict) -> None:
+    """Write the state_dict and its card (with the architecture added) atomically."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    atomic_io.torch_save(path, state)
+    atomic_io.write_json(card_path(path), {"architecture": architecture_of(model), **card})
+
+
+def read_card(path: str | Path | None = None) -> dict:
+    """The card of the model at `path` (the shipped model when None)."""
+    model_path = Path(path) if path else SHIPPED_MODEL
+    card = card_path(model_path)
+    if not model_path.is_file():
+        raise ModelError(f"model file not found: {model_path}")
+    if not card.is_file():
+        raise ModelError(f"model card not found: {card}")
+    try:
+        return json.loads(card.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelError(f"model card is not valid JSON: {card} ({err.msg})") from None
+
+
+def load_model(path: str | Path | None = None) -> tuple[EmotionNet, dict]:
+    """The model at `path` (the shipped model when None) in eval mode, and its card."""
+    model_path = Path(path) if path else SHIPPED_MODEL
+    card = read_card(model_path)
+    model = build_model(card.get("architecture"))
+    try:
+        state = torch.load(model_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except Exception as err:  # torch raises many types for a bad file
+        raise ModelError(f"cannot load model weights from {model_path}: {err}") from None
+    model.eval()
+    return model, card

@@ -1,0 +1,111 @@
+"""`emofl simulate`: a federated DP run of N simulated clients on this machine (Flower + Ray)."""
+
+import logging
+import os
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from emofl.client.client_app import build_client_app
+from emofl.common.federated_data import public_split_of, training_indices, validation_faces
+from emofl.common.run_settings import RunSettings
+from emofl.server.checkpoint import checkpoint_path, load_checkpoint
+from emofl.server.server_app import build_server_app
+
+from .plots import plot_run
+
+
+class RunDirError(ValueError):
+    """The run directory does not fit the request (existing run without --resume, or the reverse)."""
+
+
+def check_run_dir(settings: RunSettings) -> int:
+    """Rounds already done in the run directory; refuses to overwrite a run without --resume."""
+    out = Path(settings.out)
+    has_checkpoint = checkpoint_path(out).exists()
+    if has_checkpoint and not settings.resume:
+        raise RunDirError(f"{out} already holds a run; pass --resume to continue it or "
+                          "choose another --out")
+    if settings.resume and not has_checkpoint:
+        raise RunDirError(f"nothing to resume: no checkpoint in {out}")
+    if not settings.resume and (out / "clients").exists():
+        raise RunDirError(f"{out}/clients holds client ledgers of an earlier run; "
+                          "choose another --out")
+    return load_checkpoint(out).round if has_checkpoint else 0
+
+
+def _backend_config(settings: RunSettings) -> dict:
+    cpus = max(1, min(os.cpu_count() or 1, settings.num_clients))
+    return {
+        "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+        "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": False,
+                      "logging_level": "ERROR"},
+    }
+
+
+def _quiet_frameworks() -> None:
+    for name in ("flwr", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+
+
+def simulate(settings: RunSettings, progress: bool = True) -> dict:
+    """Run the simulation and write metrics.json, model.pt, model_card.json and plots.
+
+    Returns a summary: final accuracy, rounds done, the largest client ε, wall time.
+    """
+    done = check_run_dir(settings)
+    # Fail fast on bad data in this process, before Ray starts workers that would load it.
+    training_indices(settings, settings.num_clients, public_split_of(settings))
+    validation_faces(settings)
+    Path(settings.out).mkdir(parents=True, exist_ok=True)
+    overrides = {**settings.to_config(), "out": str(Path(settings.out).resolve())}
+    bar = tqdm(total=settings.rounds, initial=done, desc="federated rounds", unit="round",
+               disable=not progress)
+
+    def on_round(entry: dict) -> None:
+        bar.update(1)
+        bar.set_postfix(acc=f"{entry['accuracy']:.3f}", eps=_max_epsilon(entry))
+
+    _quiet_frameworks()
+    from flwr.simulation import run_simulation  # heavy import: only when a run starts
+
+    started = time.perf_counter()
+    run_simulation(
+        server_app=build_server_app(overrides, on_round),
+        client_app=build_client_app(overrides),
+        num_supernodes=settings.num_clients,
+        backend_config=_backend_config(settings),
+    )
+    bar.close()
+    return summarize(settings, time.perf_counter() - started)
+
+
+def _max_epsilon(entry: dict) -> str:
+    values = [c["epsilon"] for c in entry["clients"] if c["epsilon"] is not None]
+    return f"{max(values):.2f}" if values else "inf"
+
+
+def summarize(settings: RunSettings, wall_seconds: float) -> dict:
+    """A readable summary of the run directory, after plotting it."""
+    import json
+
+    out = Path(settings.out)
+    metrics_file = out / "metrics.json"
+    if not (out / "model.pt").exists() or not metrics_file.exists():
+        raise RuntimeError(f"the simulation ended without writing {out}/model.pt; see the log above")
+    rounds = json.loads(metrics_file.read_text())["rounds"]
+    plots = plot_run(rounds, out)
+    last = rounds[-1]
+    return {
+        "rounds": len(rounds),
+        "accuracy": last["accuracy"],
+        "loss": last["loss"],
+        "max_client_epsilon": _max_epsilon(last),
+        "delta": settings.delta if settings.dp else None,
+        "wall_seconds": round(wall_seconds, 1),
+        "outputs": [str(out / "metrics.json"), str(out / "model.pt"),
+                    str(out / "model_card.json"), *map(str, plots)],
+    }
