@@ -5,6 +5,7 @@ that round's ε, the client keeps a `PrivacyLedger` of every DP-SGD event it has
 ε it reports is for the whole history, and it refuses a round that would exceed its budget.
 """
 
+import copy
 import math
 import warnings
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from emofl.common.run_settings import RunSettings
 from emofl.common.training import train_epoch
 
 TRAINABLE = ("all", "top", "head")
-MOMENTUM = 0.9
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ def set_trainable(model: EmotionNet, trainable: str) -> None:
         raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
     model.requires_grad_(trainable == "all")
     if trainable == "top":
-        for layer in list(model.backbone)[-6:]:  # last separable block, projection, norm, ...
+        for layer in model.backbone.top():
             layer.requires_grad_(True)
     model.head.requires_grad_(True)
 
@@ -77,7 +77,10 @@ def train_round(
     ledger: PrivacyLedger,
     seed: int,
 ) -> LocalUpdate:
-    """Train `model` in place for one round; record the spent steps in `ledger`."""
+    """Train a copy of `model` for one round; record the spent steps in `ledger`.
+
+    A copy, because Opacus attaches hooks to the module it makes private, once only.
+    """
     n = len(faces)
     plan = plan_round(settings, n)
     if settings.dp:
@@ -87,12 +90,13 @@ def train_round(
             reason = (f"budget exhausted: spent ε={spent:.3f}, this round would reach "
                       f"ε={after:.3f} > {settings.epsilon} (δ={settings.delta})")
             return LocalUpdate(None, n, float("nan"), plan, refused=reason)
+    model = copy.deepcopy(model).train()
     set_trainable(model, settings.trainable)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(TensorDataset(faces.images, faces.labels), batch_size=settings.batch_size,
                         shuffle=True, generator=generator)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.SGD(params, lr=settings.learning_rate, momentum=MOMENTUM)
+    optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
     if settings.dp:
         engine = PrivacyEngine(accountant=settings.accountant)
         with warnings.catch_warnings():  # Opacus warns about secure RNG; simulation is not that
@@ -109,6 +113,5 @@ def train_round(
     if settings.dp:
         for sigma, q, steps in engine.accountant.history:  # what Opacus actually ran
             ledger.record(sigma, q, steps)
-    model.requires_grad_(True)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return LocalUpdate(state, n, float(sum(losses) / len(losses)), plan)

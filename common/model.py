@@ -3,7 +3,8 @@
 The backbone maps a 48x48 grayscale face to a feature vector x in R^d; the head is a single
 linear layer W x + b over the 7 FER2013 classes. Keeping them apart lets a device run the
 backbone locally while a server evaluates the head on CKKS-encrypted features. GroupNorm
-instead of BatchNorm keeps every layer per-sample, which Opacus DP-SGD requires.
+instead of BatchNorm keeps every layer per-sample, which Opacus DP-SGD requires; residual
+connections around the stride-1 blocks keep the plain stack easy to train from scratch.
 """
 
 import torch
@@ -19,11 +20,15 @@ def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(GROUPS, channels), channels)
 
 
-class SeparableBlock(nn.Sequential):
-    """MobileNet-style block: 3x3 depthwise conv, then 1x1 pointwise conv, each normed."""
+class SeparableBlock(nn.Module):
+    """MobileNet-style block: 3x3 depthwise conv, then 1x1 pointwise conv, each normed.
+
+    When the block keeps the shape (stride 1, same width) its input is added to its output.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
-        super().__init__(
+        super().__init__()
+        self.layers = nn.Sequential(
             nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
             _norm(in_channels),
             nn.ReLU(),
@@ -31,36 +36,46 @@ class SeparableBlock(nn.Sequential):
             _norm(out_channels),
             nn.ReLU(),
         )
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layers(x)
+        return x + y if self.residual else y
 
 
-class Backbone(nn.Sequential):
-    """48x48x1 face -> FEATURE_DIM features (global average pooled)."""
+class Backbone(nn.Module):
+    """48x48x1 face -> `feature_dim` features: stem, six separable blocks, 1x1 projection, pool."""
 
-    def __init__(self, width: int = 32, feature_dim: int = FEATURE_DIM) -> None:
+    def __init__(self, width: int = 16, feature_dim: int = FEATURE_DIM) -> None:
+        super().__init__()
         w = width
-        super().__init__(
-            nn.Conv2d(1, w, 3, 1, 1, bias=False),
-            _norm(w),
-            nn.ReLU(),
+        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 1, 1, bias=False), _norm(w), nn.ReLU())
+        self.blocks = nn.Sequential(
             SeparableBlock(w, 2 * w, stride=2),  # 24x24
             SeparableBlock(2 * w, 2 * w),
             SeparableBlock(2 * w, 4 * w, stride=2),  # 12x12
             SeparableBlock(4 * w, 4 * w),
             SeparableBlock(4 * w, 8 * w, stride=2),  # 6x6
             SeparableBlock(8 * w, 8 * w),
-            nn.Conv2d(8 * w, feature_dim, 1, bias=False),
-            _norm(feature_dim),
-            nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
         )
+        self.projection = nn.Sequential(
+            nn.Conv2d(8 * w, feature_dim, 1, bias=False), _norm(feature_dim), nn.ReLU()
+        )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.feature_dim = feature_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.projection(self.blocks(self.stem(x))))
+
+    def top(self) -> list[nn.Module]:
+        """The layers nearest the head: the last block and the projection."""
+        return [self.blocks[-1], self.projection]
 
 
 class EmotionNet(nn.Module):
     """Backbone followed by the linear softmax head; `forward` returns logits."""
 
-    def __init__(self, width: int = 32, feature_dim: int = FEATURE_DIM) -> None:
+    def __init__(self, width: int = 16, feature_dim: int = FEATURE_DIM) -> None:
         super().__init__()
         self.width = width
         self.backbone = Backbone(width, feature_dim)

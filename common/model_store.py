@@ -31,7 +31,7 @@ def architecture_of(model: EmotionNet) -> dict:
 
 def build_model(architecture: dict | None = None) -> EmotionNet:
     arch = architecture or {}
-    return EmotionNet(width=arch.get("width", 32), feature_dim=arch.get("feature_dim", FEATURE_DIM))
+    return EmotionNet(width=arch.get("width", 16), feature_dim=arch.get("feature_dim", FEATURE_DIM))
 
 
 def save_model(model: EmotionNet, path: str | Path, card: dict) -> None:

@@ -25,7 +25,7 @@ class RunSettings:
     accountant: "rdp" or "prv" (Opacus).
     alpha: Dirichlet label-skew concentration; 0 → IID split.
     seed: seeds the split, sampling, initialization and noise.
-    local_epochs, batch_size, learning_rate: local training; batch_size is the expected
+    local_epochs, batch_size, learning_rate: local training (Adam, DP-Adam under DP); batch_size is the expected
         Poisson batch size, so the sample rate is batch_size / n_i.
     trainable: which parameters clients train: "all", "head", or "top" (last block + head).
     init_model: a model file to start from ("" → random init). When its card names a public
@@ -51,11 +51,11 @@ class RunSettings:
     seed: int = 0
     local_epochs: int = 1
     batch_size: int = 64
-    learning_rate: float = 0.05
+    learning_rate: float = 1e-3
     trainable: str = "all"
     init_model: str = ""
     synthetic_size: int = 300
-    model_width: int = 32
+    model_width: int = 16
     out: str = "runs/flwr"
     resume: bool = False
     command: str = ""

@@ -34,8 +34,12 @@ def train_epoch(
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
     generator: torch.Generator | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> float:
-    """One pass over `batches` (augmented when a generator is given); returns the mean loss."""
+    """One pass over `batches` (augmented when a generator is given); returns the mean loss.
+
+    A `scheduler`, when given, advances after every optimizer step.
+    """
     model.train()
     total, count = 0.0, 0
     for images, labels in batches:
@@ -49,6 +53,8 @@ def train_epoch(
         loss = nn.functional.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         total += loss.item() * len(labels)
         count += len(labels)
     return total / max(count, 1)

@@ -35,6 +35,13 @@ def check_run_dir(settings: RunSettings) -> int:
     return load_checkpoint(out).round if has_checkpoint else 0
 
 
+def resumed_settings(requested: RunSettings) -> RunSettings:
+    """The settings saved with the run in `requested.out`; only the number of rounds may change."""
+    saved = load_checkpoint(requested.out).settings
+    return RunSettings.from_config({**saved, "rounds": requested.rounds, "resume": True,
+                                    "command": requested.command or saved.get("command", "")})
+
+
 def _backend_config(settings: RunSettings) -> dict:
     cpus = max(1, min(os.cpu_count() or 1, settings.num_clients))
     return {
@@ -57,6 +64,8 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
     Returns a summary: final accuracy, rounds done, the largest client ε, wall time.
     """
     done = check_run_dir(settings)
+    if settings.resume:
+        settings = resumed_settings(settings)
     # Fail fast on bad data in this process, before Ray starts workers that would load it.
     training_indices(settings, settings.num_clients, public_split_of(settings))
     validation_faces(settings)
@@ -83,6 +92,19 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
     return summarize(settings, time.perf_counter() - started)
 
 
+def format_summary(summary: dict) -> str:
+    """The end-of-run report a person reads: one line per round, then where the files are."""
+    lines = [" round  accuracy   loss   max client ε  refused  wall s"]
+    for r in summary["per_round"]:
+        lines.append(f"{r['round']:>6}  {r['accuracy']:>8.3f}  {r['loss']:>5.3f}  "
+                     f"{r['max_epsilon']:>12}  {r['refused']:>7}  {r['wall_seconds']:>6.1f}")
+    delta = f" at δ={summary['delta']:g}" if summary["delta"] else " (no DP)"
+    lines.append(f"final accuracy {summary['accuracy']:.3f}; largest client ε "
+                 f"{summary['max_client_epsilon']}{delta}; {summary['wall_seconds']} s in all")
+    lines.extend(f"wrote {path}" for path in summary["outputs"])
+    return "\n".join(lines)
+
+
 def _max_epsilon(entry: dict) -> str:
     values = [c["epsilon"] for c in entry["clients"] if c["epsilon"] is not None]
     return f"{max(values):.2f}" if values else "inf"
@@ -100,6 +122,10 @@ def summarize(settings: RunSettings, wall_seconds: float) -> dict:
     plots = plot_run(rounds, out)
     last = rounds[-1]
     return {
+        "per_round": [{"round": r["round"], "accuracy": r["accuracy"], "loss": r["loss"],
+                       "max_epsilon": _max_epsilon(r), "wall_seconds": r["wall_seconds"],
+                       "refused": sum(bool(c["refused"]) for c in r["clients"])}
+                      for r in rounds],
         "rounds": len(rounds),
         "accuracy": last["accuracy"],
         "loss": last["loss"],

@@ -1,0 +1,5 @@
+import sys
+
+from emofl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""End-to-end Flower simulations on synthetic faces: learning, cumulative ε, checkpoints, resume.
+
+These start real Ray workers and real Opacus training, so they take a minute or two.
+"""
+
+import json
+import math
+
+import pytest
+import torch
+
+from emofl.common.run_settings import RunSettings
+from emofl.server.checkpoint import load_checkpoint
+from emofl.simulations.runner import RunDirError, simulate
+
+CHANCE = 1 / 7
+
+
+def _settings(out, **changes) -> RunSettings:
+    base = dict(data="synthetic", num_clients=3, rounds=2, epsilon=8.0, synthetic_size=300,
+                batch_size=32, learning_rate=0.05, local_epochs=2, model_width=8, alpha=0.0,
+                out=str(out))
+    return RunSettings(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def dp_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dp_run")
+    summary = simulate(_settings(out), progress=False)
+    return out, summary
+
+
+def test_simulation_learns_above_chance_with_finite_cumulative_epsilon(dp_run):
+    out, summary = dp_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    rounds = metrics["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert rounds[-1]["accuracy"] > CHANCE + 0.1
+    for r in rounds:
+        assert sorted(c["id"] for c in r["clients"]) == [0, 1, 2]
+        for client in r["clients"]:
+            assert set(client) >= {"id", "num_examples", "epsilon", "delta", "noise_multiplier",
+                                   "sample_rate", "steps", "max_grad_norm", "accountant"}
+            assert math.isfinite(client["epsilon"]) and client["accountant"] == "rdp"
+    first = {c["id"]: c for c in rounds[0]["clients"]}
+    for client in rounds[1]["clients"]:  # cumulative: round 2 spends on top of round 1
+        assert client["epsilon"] > first[client["id"]]["epsilon"]
+        assert client["steps"] == 2 * first[client["id"]]["steps"]
+        assert client["epsilon"] <= 8.0
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert "head.weight" in state
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["privacy"]["delta"] == 1e-5 and card["privacy"]["accountant"] == "rdp"
+    assert (out / "accuracy_loss.png").stat().st_size > 0 and (out / "epsilon.png").exists()
+
+
+def test_checkpoint_holds_model_round_ledgers_and_metrics(dp_run):
+    out, _ = dp_run
+    checkpoint = load_checkpoint(out)
+    assert checkpoint.round == 2 and len(checkpoint.rounds) == 2
+    assert sorted(checkpoint.ledgers) == [0, 1, 2]
+    steps = {c["id"]: c["steps"] for c in checkpoint.rounds[-1]["clients"]}
+    for cid, ledger in checkpoint.ledgers.items():
+        assert sum(event[2] for event in ledger["history"]) == steps[cid]
+
+
+def test_existing_run_is_not_overwritten_without_resume(dp_run):
+    out, _ = dp_run
+    before = (out / "metrics.json").read_text()
+    with pytest.raises(RunDirError, match="already holds a run"):
+        simulate(_settings(out), progress=False)
+    assert (out / "metrics.json").read_text() == before
+
+
+def test_resume_continues_from_the_checkpoint_and_refuses_over_budget(dp_run):
+    out, _ = dp_run
+    before = json.loads((out / "metrics.json").read_text())["rounds"]
+    simulate(_settings(out, rounds=3, resume=True), progress=False)
+    rounds = json.loads((out / "metrics.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2, 3] and rounds[:2] == before
+    # The planned 2 rounds spent each client's whole ε: every client refuses round 3.
+    assert all(c["refused"].startswith("budget exhausted") for c in rounds[2]["clients"])
+    assert load_checkpoint(out).round == 3
+
+
+def test_interrupted_run_resumes_with_its_saved_settings(tmp_path):
+    first = _settings(tmp_path, rounds=1, epsilon=50.0, noise_multiplier=1.0)
+    simulate(first, progress=False)
+    after_one = load_checkpoint(tmp_path)
+    # Resume asks for 2 rounds; other settings come from the checkpoint, not the request.
+    simulate(_settings(tmp_path, rounds=2, resume=True, num_clients=5), progress=False)
+    rounds = json.loads((tmp_path / "metrics.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert len(rounds[1]["clients"]) == 3 and not any(c["refused"] for c in rounds[1]["clients"])
+    for before, now in zip(rounds[0]["clients"], rounds[1]["clients"], strict=True):
+        assert now["steps"] == 2 * before["steps"] and now["epsilon"] > before["epsilon"]
+    resumed = load_checkpoint(tmp_path)
+    assert resumed.round == 2
+    changed = any(not torch.equal(after_one.model_state[k], resumed.model_state[k])
+                  for k in resumed.model_state)
+    assert changed
