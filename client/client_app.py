@@ -26,7 +26,8 @@ from .ledger_store import load_ledger, save_ledger
 def client_identity(context: Context, settings: RunSettings) -> tuple[int, int]:
     """(this client's id, number of clients): the partition Flower assigned to this node."""
     config = context.node_config
-    return int(config.get("partition-id", 0)), int(config.get("num-partitions", settings.num_clients))
+    partitions = int(config.get("num-partitions", settings.num_clients))
+    return int(config.get("partition-id", 0)), partitions
 
 
 def ledger_dir(settings: RunSettings) -> Path:

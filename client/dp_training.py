@@ -84,7 +84,8 @@ def train_round(
     n = len(faces)
     plan = plan_round(settings, n)
     if settings.dp:
-        after = ledger.epsilon(settings.delta, [(plan.noise_multiplier, plan.sample_rate, plan.steps)])
+        event = (plan.noise_multiplier, plan.sample_rate, plan.steps)
+        after = ledger.epsilon(settings.delta, [event])
         if after > settings.epsilon + 1e-9:
             spent = ledger.epsilon(settings.delta)
             reason = (f"budget exhausted: spent ε={spent:.3f}, this round would reach "

@@ -13,7 +13,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class FaceDataset:
-    """Faces as uint8 arrays of shape (N, 48, 48) and labels as int64 class indices (FER2013 order)."""
+    """Faces as uint8 arrays (N, 48, 48) and int64 class indices in FER2013 order."""
 
     images: np.ndarray
     labels: np.ndarray

@@ -55,7 +55,8 @@ def public_split_of(settings: RunSettings) -> PublicSplit | None:
 
 
 def to_faces(dataset: FaceDataset) -> Faces:
-    return Faces(torch.from_numpy(preprocess_faces(dataset.images)), torch.from_numpy(dataset.labels))
+    images = torch.from_numpy(preprocess_faces(dataset.images))
+    return Faces(images, torch.from_numpy(dataset.labels))
 
 
 def same_data(a: str, b: str) -> bool:

@@ -85,8 +85,11 @@ def _print_simulation(summary: dict) -> None:
 
 def _add_pretrain(commands) -> None:
     p = commands.add_parser("pretrain", help="non-private training on a public split (server)")
-    p.add_argument("--data", required=True, help="FER2013 training data (CSV or folder)")
+    p.add_argument("--data", required=True,
+                   help="FER2013 training data (CSV or folder), or 'synthetic'")
     p.add_argument("--out", required=True, help="model file to write")
+    p.add_argument("--synthetic-size", type=_positive_int, default=2000,
+                   help="public synthetic faces to draw with --data synthetic")
     p.add_argument("--public-fraction", type=_positive_float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=_positive_int, default=30)
@@ -105,7 +108,7 @@ def _pretrain(args: argparse.Namespace) -> dict:
     card = pretrain(PretrainSettings(
         data=args.data, out=args.out, fraction=args.public_fraction, seed=args.seed,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        model_width=args.model_width, val_data=args.val_data,
+        model_width=args.model_width, val_data=args.val_data, synthetic_size=args.synthetic_size,
         command=shlex.join(["emofl", *sys.argv[1:]]),
     ))
     return {"out": args.out, "public_split": card["public_split"],

@@ -1,6 +1,8 @@
 """End-to-end Flower simulations on synthetic faces: learning, cumulative ε, checkpoints, resume.
 
-These start real Ray workers and real Opacus training, so they take a minute or two.
+These start real Ray workers and real Opacus training, so they take a few minutes. As in the
+product's FER2013 recipe, the federation starts from a model the server pre-trained on its own
+public (here: synthetic, separately seeded) faces, then fine-tunes it with DP-SGD.
 """
 
 import json
@@ -11,22 +13,35 @@ import torch
 
 from emofl.common.run_settings import RunSettings
 from emofl.server.checkpoint import load_checkpoint
+from emofl.server.public_pretraining import PretrainSettings, pretrain
 from emofl.simulations.runner import RunDirError, simulate
 
 CHANCE = 1 / 7
 
 
-def _settings(out, **changes) -> RunSettings:
-    base = dict(data="synthetic", num_clients=3, rounds=2, epsilon=8.0, synthetic_size=300,
-                batch_size=32, learning_rate=0.05, local_epochs=2, model_width=8, alpha=0.0,
-                out=str(out))
-    return RunSettings(**{**base, **changes})
+@pytest.fixture(scope="module")
+def public_model(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("public") / "public.pt"
+    pretrain(PretrainSettings(data="synthetic", out=str(path), synthetic_size=1500, epochs=10,
+                              model_width=8), progress=False)
+    return str(path)
 
 
 @pytest.fixture(scope="module")
-def dp_run(tmp_path_factory):
+def settings(public_model):
+    def make(out, **changes) -> RunSettings:
+        base = dict(data="synthetic", num_clients=3, rounds=2, epsilon=8.0, synthetic_size=300,
+                    batch_size=32, local_epochs=2, alpha=0.0, init_model=public_model,
+                    out=str(out))
+        return RunSettings(**{**base, **changes})
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def dp_run(tmp_path_factory, settings):
     out = tmp_path_factory.mktemp("dp_run")
-    summary = simulate(_settings(out), progress=False)
+    summary = simulate(settings(out), progress=False)
     return out, summary
 
 
@@ -64,18 +79,18 @@ def test_checkpoint_holds_model_round_ledgers_and_metrics(dp_run):
         assert sum(event[2] for event in ledger["history"]) == steps[cid]
 
 
-def test_existing_run_is_not_overwritten_without_resume(dp_run):
+def test_existing_run_is_not_overwritten_without_resume(dp_run, settings):
     out, _ = dp_run
     before = (out / "metrics.json").read_text()
     with pytest.raises(RunDirError, match="already holds a run"):
-        simulate(_settings(out), progress=False)
+        simulate(settings(out), progress=False)
     assert (out / "metrics.json").read_text() == before
 
 
-def test_resume_continues_from_the_checkpoint_and_refuses_over_budget(dp_run):
+def test_resume_continues_from_the_checkpoint_and_refuses_over_budget(dp_run, settings):
     out, _ = dp_run
     before = json.loads((out / "metrics.json").read_text())["rounds"]
-    simulate(_settings(out, rounds=3, resume=True), progress=False)
+    simulate(settings(out, rounds=3, resume=True), progress=False)
     rounds = json.loads((out / "metrics.json").read_text())["rounds"]
     assert [r["round"] for r in rounds] == [1, 2, 3] and rounds[:2] == before
     # The planned 2 rounds spent each client's whole ε: every client refuses round 3.
@@ -83,12 +98,12 @@ def test_resume_continues_from_the_checkpoint_and_refuses_over_budget(dp_run):
     assert load_checkpoint(out).round == 3
 
 
-def test_interrupted_run_resumes_with_its_saved_settings(tmp_path):
-    first = _settings(tmp_path, rounds=1, epsilon=50.0, noise_multiplier=1.0)
+def test_interrupted_run_resumes_with_its_saved_settings(tmp_path, settings):
+    first = settings(tmp_path, rounds=1, epsilon=50.0, noise_multiplier=1.0)
     simulate(first, progress=False)
     after_one = load_checkpoint(tmp_path)
     # Resume asks for 2 rounds; other settings come from the checkpoint, not the request.
-    simulate(_settings(tmp_path, rounds=2, resume=True, num_clients=5), progress=False)
+    simulate(settings(tmp_path, rounds=2, resume=True, num_clients=5), progress=False)
     rounds = json.loads((tmp_path / "metrics.json").read_text())["rounds"]
     assert [r["round"] for r in rounds] == [1, 2]
     assert len(rounds[1]["clients"]) == 3 and not any(c["refused"] for c in rounds[1]["clients"])
