@@ -25,8 +25,8 @@ class RunSettings:
     accountant: "rdp" or "prv" (Opacus).
     alpha: Dirichlet label-skew concentration; 0 → IID split.
     seed: seeds the split, sampling, initialization and noise.
-    local_epochs, batch_size, learning_rate: local training (Adam, DP-Adam under DP); batch_size is the expected
-        Poisson batch size, so the sample rate is batch_size / n_i.
+    local_epochs, batch_size, learning_rate: local training (Adam; DP-Adam under DP);
+        batch_size is the expected Poisson batch size: the sample rate is 1 / ceil(n_i / B).
     trainable: which parameters clients train: "all", "head", or "top" (last block + head).
     init_model: a model file to start from ("" → random init). When its card names a public
         split of the training data, those faces are excluded from every client.

@@ -79,7 +79,8 @@ class RoundRecorder:
             self.on_round(entry)
 
 
-def run_federation(grid: Grid, settings: RunSettings, on_round: RoundCallback | None = None) -> None:
+def run_federation(grid: Grid, settings: RunSettings,
+                   on_round: RoundCallback | None = None) -> None:
     """Run (or resume) the planned rounds on `grid` and write the run directory."""
     model = initial_model(settings)
     checkpoint = load_checkpoint(settings.out) if settings.resume else None

@@ -17,7 +17,7 @@ from .plots import plot_run
 
 
 class RunDirError(ValueError):
-    """The run directory does not fit the request (existing run without --resume, or the reverse)."""
+    """The run directory does not fit the request: a run exists without --resume, or none with."""
 
 
 def check_run_dir(settings: RunSettings) -> int:
@@ -117,7 +117,7 @@ def summarize(settings: RunSettings, wall_seconds: float) -> dict:
     out = Path(settings.out)
     metrics_file = out / "metrics.json"
     if not (out / "model.pt").exists() or not metrics_file.exists():
-        raise RuntimeError(f"the simulation ended without writing {out}/model.pt; see the log above")
+        raise RuntimeError(f"the simulation ended without writing {out}/model.pt; see the log")
     rounds = json.loads(metrics_file.read_text())["rounds"]
     plots = plot_run(rounds, out)
     last = rounds[-1]
