@@ -62,8 +62,13 @@ def load_model(path: str | Path | None = None) -> tuple[EmotionNet, dict]:
     model = build_model(card.get("architecture"))
     try:
         state = torch.load(model_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not its own
+        reason = str(err).splitlines()[0][:80]
+        raise ModelError(f"cannot load model weights from {model_path}: {reason}") from None
+    try:
         model.load_state_dict(state)
-    except Exception as err:  # torch raises many types for a bad file
-        raise ModelError(f"cannot load model weights from {model_path}: {err}") from None
+    except (RuntimeError, TypeError, AttributeError):
+        raise ModelError(f"cannot load model weights from {model_path}: they do not fit the "
+                         f"architecture in {card_path(model_path).name}") from None
     model.eval()
     return model, card

@@ -170,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = handler(args)
     except _user_errors() as err:
-        print(f"emofl {args.command}: error: {err}", file=sys.stderr)
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"emofl {args.command}: error: {first_line}", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt:
         print(f"emofl {args.command}: interrupted; completed rounds are kept", file=sys.stderr)

@@ -1,0 +1,119 @@
+"""The `emofl` command: bad input ends in one line naming the problem and a non-zero exit."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from emofl.common.model import EmotionNet
+from emofl.common.model_store import save_model
+
+
+def run_emofl(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emofl", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture()
+def small_model(tmp_path):
+    path = tmp_path / "model.pt"
+    save_model(EmotionNet(width=8), path, {"note": "test model"})
+    return path
+
+
+def test_evaluate_prints_accuracy_per_class_and_n(tmp_path, small_model):
+    folder = tmp_path / "faces" / "happy"
+    folder.mkdir(parents=True)
+    import cv2
+    import numpy as np
+
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i}.png"), np.full((48, 48), 40 * i, np.uint8))
+    result = run_emofl("evaluate", "--data", str(tmp_path / "faces"), "--model", str(small_model))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 3 and 0 <= report["accuracy"] <= 1
+    assert set(report["per_class_accuracy"]) == {"angry", "disgust", "fear", "happy", "sad",
+                                                 "surprise", "neutral"}
+    assert report["per_class_accuracy"]["sad"] is None  # no sad faces in the set
+
+
+def test_model_info_prints_the_card(small_model):
+    result = run_emofl("model-info", "--model", str(small_model))
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["note"] == "test model"
+
+
+def test_missing_model_file(tmp_path):
+    result = run_emofl("model-info", "--model", str(tmp_path / "nope.pt"))
+    assert_one_line_error(result, "model file not found", "nope.pt")
+
+
+def test_corrupt_model_file(tmp_path, small_model):
+    small_model.write_bytes(b"not a torch file")
+    result = run_emofl("evaluate", "--data", "synthetic", "--model", str(small_model))
+    assert_one_line_error(result, "cannot load model weights", str(small_model))
+
+
+def test_evaluate_missing_data(tmp_path, small_model):
+    result = run_emofl("evaluate", "--data", str(tmp_path / "absent"), "--model", str(small_model))
+    assert_one_line_error(result, "data path not found", "absent")
+
+
+def test_simulate_bad_csv_row_names_file_and_row(tmp_path):
+    csv = tmp_path / "fer.csv"
+    good = " ".join(["0"] * 2304)
+    csv.write_text(f"emotion,pixels,Usage\n3,{good},Training\n4,1 2 3,Training\n")
+    result = run_emofl("simulate", "--data", str(csv), "--out", str(tmp_path / "run"))
+    assert_one_line_error(result, "fer.csv row 3", "expected 2304 pixels, got 3")
+    assert not (tmp_path / "run").exists()
+
+
+def test_simulate_unknown_class_folder(tmp_path):
+    (tmp_path / "faces" / "bored").mkdir(parents=True)
+    result = run_emofl("simulate", "--data", str(tmp_path / "faces"), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "unknown class folder 'bored'")
+
+
+def test_simulate_unreadable_image(tmp_path):
+    folder = tmp_path / "faces" / "sad"
+    folder.mkdir(parents=True)
+    (folder / "broken.png").write_bytes(b"\x89PNG garbage")
+    result = run_emofl("simulate", "--data", str(tmp_path / "faces"), "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, "cannot read image", "broken.png")
+
+
+def test_simulate_refuses_to_overwrite_and_keeps_the_run(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    torch.save({"round": 1}, run_dir / "checkpoint.pt")
+    result = run_emofl("simulate", "--out", str(run_dir))
+    assert_one_line_error(result, "already holds a run", "--resume")
+    assert torch.load(run_dir / "checkpoint.pt") == {"round": 1}
+
+
+def test_simulate_resume_without_a_run(tmp_path):
+    result = run_emofl("simulate", "--resume", "--out", str(tmp_path / "empty"))
+    assert_one_line_error(result, "nothing to resume")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--clients", "0"], "must be at least 1"),
+    (["--epsilon", "-1"], "must be positive"),
+    (["--alpha", "-0.5"], "--alpha must be positive"),
+])
+def test_simulate_rejects_impossible_settings(tmp_path, args, message):
+    result = run_emofl("simulate", "--out", str(tmp_path / "r"), *args)
+    assert result.returncode != 0 and message in result.stderr
+    assert "Traceback" not in result.stderr
