@@ -148,11 +148,27 @@ def _model_info(model: str | None) -> dict:
     return read_card(model)
 
 
+def _add_demo(commands) -> None:
+    p = commands.add_parser("demo", help="the README demo on built-in synthetic faces")
+    p.add_argument("--out", default=None, help="run directory (default: runs/demo-<time>)")
+    p.add_argument("--clients", type=_positive_int, default=4)
+    p.add_argument("--rounds", type=_positive_int, default=3)
+    p.add_argument("--epsilon", type=_positive_float, default=8.0)
+    p.set_defaults(handler=_demo, printer=_print_simulation)
+
+
+def _demo(args: argparse.Namespace) -> dict:
+    from emofl.simulations.demo import default_demo_dir, run_demo
+
+    return run_demo(args.out or default_demo_dir(), args.clients, args.rounds, args.epsilon,
+                    command=shlex.join(["emofl", *sys.argv[1:]]))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emofl", description="Privacy-preserving federated facial emotion recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_simulate, _add_pretrain, _add_evaluate, _add_model_info):
+    for add in (_add_demo, _add_simulate, _add_pretrain, _add_evaluate, _add_model_info):
         add(commands)
     return parser
 

@@ -16,12 +16,14 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 @dataclass
 class Checkpoint:
-    """State after `round` completed rounds; `rounds` is the metrics.json round list so far."""
+    """State after `round` completed rounds; `rounds` is the metrics.json round list so far and
+    `initial` the evaluation of the starting model."""
 
     round: int
     model_state: dict[str, torch.Tensor]
     ledgers: dict[int, dict] = field(default_factory=dict)
     rounds: list[dict] = field(default_factory=list)
+    initial: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
 
 
@@ -35,6 +37,7 @@ def save_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> None:
         "model_state": checkpoint.model_state,
         "ledgers": {str(k): v for k, v in checkpoint.ledgers.items()},
         "rounds": checkpoint.rounds,
+        "initial": checkpoint.initial,
         "settings": checkpoint.settings,
     })
 
@@ -50,5 +53,6 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
         model_state=data["model_state"],
         ledgers={int(k): v for k, v in data["ledgers"].items()},
         rounds=list(data["rounds"]),
+        initial=dict(data.get("initial", {})),
         settings=dict(data["settings"]),
     )

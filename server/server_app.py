@@ -40,9 +40,9 @@ class RoundRecorder:
     """Flower's `evaluate_fn`, called after every round: evaluate, record, checkpoint."""
 
     def __init__(self, settings: RunSettings, model: EmotionNet, strategy: PrivacyFedAvg,
-                 rounds: list[dict], on_round: RoundCallback | None) -> None:
+                 rounds: list[dict], initial: dict, on_round: RoundCallback | None) -> None:
         self.settings, self.model, self.strategy = settings, model, strategy
-        self.rounds = rounds
+        self.rounds, self.initial = rounds, initial
         self.on_round = on_round
         self.validation = validation_faces(settings)
         self.last_evaluation = None
@@ -54,6 +54,8 @@ class RoundRecorder:
         self.last_evaluation = result
         if server_round > 0:
             self._record(self.strategy.round_offset + server_round, result)
+        elif not self.initial:
+            self.initial.update(accuracy=result.accuracy, loss=result.loss)
         self.round_started = time.perf_counter()
         return MetricRecord({"accuracy": result.accuracy, "loss": result.loss})
 
@@ -72,9 +74,10 @@ class RoundRecorder:
             model_state={k: v.clone() for k, v in self.model.state_dict().items()},
             ledgers=dict(self.strategy.ledgers),
             rounds=self.rounds,
+            initial=self.initial,
             settings=self.settings.to_config(),
         ))
-        atomic_io.write_json(out / "metrics.json", {"rounds": self.rounds})
+        atomic_io.write_json(out / "metrics.json", {"initial": self.initial, "rounds": self.rounds})
         if self.on_round:
             self.on_round(entry)
 
@@ -84,15 +87,16 @@ def run_federation(grid: Grid, settings: RunSettings,
     """Run (or resume) the planned rounds on `grid` and write the run directory."""
     model = initial_model(settings)
     checkpoint = load_checkpoint(settings.out) if settings.resume else None
-    done, rounds, ledgers = 0, [], {}
+    done, rounds, ledgers, initial = 0, [], {}, {}
     if checkpoint:
         model.load_state_dict(checkpoint.model_state)
         done, rounds, ledgers = checkpoint.round, checkpoint.rounds, checkpoint.ledgers
+        initial = checkpoint.initial
     strategy = PrivacyFedAvg(
         round_offset=done, ledgers=ledgers, fraction_train=1.0, fraction_evaluate=0.0,
         min_train_nodes=settings.num_clients, min_available_nodes=settings.num_clients,
     )
-    recorder = RoundRecorder(settings, model, strategy, rounds, on_round)
+    recorder = RoundRecorder(settings, model, strategy, rounds, initial, on_round)
     arch = architecture_of(model)
     train_config = ConfigRecord({"model-width": arch["width"], "feature-dim": arch["feature_dim"]})
     strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()),

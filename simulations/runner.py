@@ -95,6 +95,8 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
 def format_summary(summary: dict) -> str:
     """The end-of-run report a person reads: one line per round, then where the files are."""
     lines = [" round  accuracy   loss   max client ε  refused  wall s"]
+    if summary["initial_accuracy"] is not None:
+        lines.append(f"{'start':>6}  {summary['initial_accuracy']:>8.3f}")
     for r in summary["per_round"]:
         lines.append(f"{r['round']:>6}  {r['accuracy']:>8.3f}  {r['loss']:>5.3f}  "
                      f"{r['max_epsilon']:>12}  {r['refused']:>7}  {r['wall_seconds']:>6.1f}")
@@ -118,7 +120,8 @@ def summarize(settings: RunSettings, wall_seconds: float) -> dict:
     metrics_file = out / "metrics.json"
     if not (out / "model.pt").exists() or not metrics_file.exists():
         raise RuntimeError(f"the simulation ended without writing {out}/model.pt; see the log")
-    rounds = json.loads(metrics_file.read_text())["rounds"]
+    metrics = json.loads(metrics_file.read_text())
+    rounds = metrics["rounds"]
     plots = plot_run(rounds, out)
     last = rounds[-1]
     return {
@@ -126,6 +129,7 @@ def summarize(settings: RunSettings, wall_seconds: float) -> dict:
                        "max_epsilon": _max_epsilon(r), "wall_seconds": r["wall_seconds"],
                        "refused": sum(bool(c["refused"]) for c in r["clients"])}
                       for r in rounds],
+        "initial_accuracy": metrics.get("initial", {}).get("accuracy"),
         "rounds": len(rounds),
         "accuracy": last["accuracy"],
         "loss": last["loss"],
