@@ -20,12 +20,11 @@ def ship(run_dir: Path) -> dict:
     init = card["training"].get("init_model")
     if init:
         public = read_card(init)
-        card["public_pretraining"] = {
-            key: public["training"].get(key)
-            for key in ("method", "data", "public_faces", "private_faces_left_to_federation",
-                        "epochs", "batch_size", "learning_rate", "seed", "command")
-        } | {"public_split": public.get("public_split"),
-             "validation_accuracy": public.get("validation", {}).get("accuracy")}
+        training = {k: v for k, v in public["training"].items() if k != "history"}
+        card["public_pretraining"] = training | {
+            "public_split": public.get("public_split"),
+            "validation_accuracy": public.get("validation", {}).get("accuracy"),
+        }
     SHIPPED_MODEL.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, SHIPPED_MODEL)
     atomic_io.write_json(card_path(SHIPPED_MODEL), card)

@@ -26,8 +26,12 @@ simulate() {  # simulate NAME ROUNDS ARGS...: one federated run, resumable
     fi
 }
 
+# The ε table: the same federation and recipe (DP-Adam on the top layers), ε = 8, 3, 1, ∞.
 simulate eps8 10 --epsilon 8 --init-model "$PUBLIC" --trainable top --lr 1e-3
-simulate noDP 10 --no-dp --init-model "$PUBLIC" --trainable all --lr 1e-3
 simulate eps3 10 --epsilon 3 --init-model "$PUBLIC" --trainable top --lr 1e-3
 simulate eps1 10 --epsilon 1 --init-model "$PUBLIC" --trainable top --lr 1e-3
+simulate noDP_top 10 --no-dp --init-model "$PUBLIC" --trainable top --lr 1e-3
+# Non-private, every layer trained.
+simulate noDP 10 --no-dp --init-model "$PUBLIC" --trainable all --lr 1e-3
+# DP from scratch, no public data: the figure the public pre-training is there to beat.
 simulate eps8_scratch 4 --epsilon 8 --trainable all --model-width 24 --lr 2e-3
