@@ -15,6 +15,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, 
 from flwr.clientapp import ClientApp
 
 from emofl.common.federated_data import client_faces, public_split_of
+from emofl.common.model import EmotionNet
 from emofl.common.model_store import build_model
 from emofl.common.run_settings import RunSettings
 from emofl.common.training import evaluate
@@ -34,12 +35,12 @@ def ledger_dir(settings: RunSettings) -> Path:
     return Path(settings.out) / "clients"
 
 
-def _global_model(msg: Message):
+def _global_model(msg: Message) -> EmotionNet:
     config = msg.content["config"]
     model = build_model({"width": int(config["model-width"]),
                          "feature_dim": int(config["feature-dim"])})
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    return model, config
+    return model
 
 
 def _train_reply(msg: Message, client_id: int, update: LocalUpdate, ledger, settings: RunSettings,
@@ -83,10 +84,9 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         settings = settings_of(context)
         client_id, num_clients = client_identity(context, settings)
         faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
-        model, config = _global_model(msg)
+        model = _global_model(msg)
         ledger = load_ledger(ledger_dir(settings), client_id, settings.accountant)
-        seed = settings.seed * 1_000_003 + int(config["global-round"]) * 1009 + client_id
-        update = train_round(model, faces, settings, ledger, seed)
+        update = train_round(model, faces, settings, ledger)  # private randomness
         if not update.refused and settings.dp:
             save_ledger(ledger_dir(settings), client_id, ledger)
         seconds = time.perf_counter() - started
@@ -98,7 +98,7 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         settings = settings_of(context)
         client_id, num_clients = client_identity(context, settings)
         faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
-        model, _ = _global_model(msg)
+        model = _global_model(msg)
         result = evaluate(model, faces.images, faces.labels)
         metrics = MetricRecord({"num-examples": result.n, "accuracy": result.accuracy,
                                 "loss": result.loss, "client-id": client_id})

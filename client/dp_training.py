@@ -7,6 +7,7 @@ that round's ε, the client keeps a `PrivacyLedger` of every DP-SGD event it has
 
 import copy
 import math
+import secrets
 import warnings
 from dataclasses import dataclass
 
@@ -75,11 +76,14 @@ def train_round(
     faces: Faces,
     settings: RunSettings,
     ledger: PrivacyLedger,
-    seed: int,
+    seed: int | None = None,
 ) -> LocalUpdate:
     """Train a copy of `model` for one round; record the spent steps in `ledger`.
 
     A copy, because Opacus attaches hooks to the module it makes private, once only.
+    `seed` drives batch sampling, augmentation and DP noise; leave it None on a real
+    device: then it is drawn from the OS's entropy pool, because DP-SGD's guarantee needs
+    the server not to know which faces were sampled nor what noise was added.
     """
     n = len(faces)
     plan = plan_round(settings, n)
@@ -91,6 +95,7 @@ def train_round(
             reason = (f"budget exhausted: spent ε={spent:.3f}, this round would reach "
                       f"ε={after:.3f} > {settings.epsilon} (δ={settings.delta})")
             return LocalUpdate(None, n, float("nan"), plan, refused=reason)
+    seed = secrets.randbits(62) if seed is None else seed
     model = copy.deepcopy(model).train()
     set_trainable(model, settings.trainable)
     generator = torch.Generator().manual_seed(seed)
