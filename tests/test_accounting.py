@@ -67,3 +67,16 @@ def test_client_trains_planned_rounds_then_refuses_over_budget():
     third = train_round(EmotionNet(width=8), faces, settings, ledger, seed=3)
     assert third.refused.startswith("budget exhausted") and third.state_dict is None
     assert ledger.steps == 6  # the refused round spent nothing
+
+
+def test_dp_randomness_is_private_unless_a_seed_is_forced():
+    """The server knows the run's seed, so a device's sampling and noise must not follow it."""
+    settings = RunSettings(rounds=5, epsilon=8.0, batch_size=32, model_width=8)
+    faces, model = _faces(), EmotionNet(width=8)
+
+    def head_after(seed):
+        update = train_round(model, faces, settings, PrivacyLedger("rdp"), seed=seed)
+        return update.state_dict["head.weight"]
+
+    assert not torch.equal(head_after(None), head_after(None))
+    assert torch.equal(head_after(7), head_after(7))
