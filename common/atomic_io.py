@@ -15,10 +15,11 @@ def _current_umask() -> int:
     return mask
 
 
-def _replace_with(path: Path, write) -> None:
+def _replace_with(path: Path, write, private: bool = False) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600; give a normal file's mode
+    if not private:  # mkstemp makes 0600; give other files a normal file's mode
+        os.chmod(tmp, 0o666 & ~_current_umask())
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
@@ -34,6 +35,11 @@ def write_json(path: str | Path, data: Any) -> None:
     """Atomically write `data` as indented JSON."""
     payload = (json.dumps(data, indent=2) + "\n").encode()
     _replace_with(Path(path), lambda handle: handle.write(payload))
+
+
+def write_bytes(path: str | Path, data: bytes, private: bool = False) -> None:
+    """Atomically write raw bytes; `private` keeps the file readable by its owner only."""
+    _replace_with(Path(path), lambda handle: handle.write(data), private=private)
 
 
 def torch_save(path: str | Path, obj: Any) -> None:
