@@ -32,6 +32,10 @@ class RunSettings:
         split of the training data, those faces are excluded from every client.
     synthetic_size: faces per client when data is "synthetic".
     model_width: channel width of a freshly initialised backbone (ignored with init_model).
+    secure_agg: "none" (the server averages plaintext updates) or "ckks" (clients send CKKS
+        ciphertexts of n_i·w_i; the server adds them without being able to read them).
+    key_dir: CKKS key directory (`emofl keys init`); clients read the secret context there,
+        the server only the public one.
     out: run directory (checkpoints, client ledgers, metrics).
     resume: continue from the run directory's last checkpoint.
     command: the command line that started the run, recorded in the model card.
@@ -56,6 +60,8 @@ class RunSettings:
     init_model: str = ""
     synthetic_size: int = 300
     model_width: int = 16
+    secure_agg: str = "none"
+    key_dir: str = ""
     out: str = "runs/flwr"
     resume: bool = False
     command: str = ""

@@ -54,6 +54,10 @@ def _add_simulate(commands) -> None:
     p.add_argument("--model-width", type=_positive_int, default=16)
     p.add_argument("--synthetic-size", type=_positive_int, default=300,
                    help="synthetic faces per client")
+    p.add_argument("--secure-agg", choices=("none", "ckks"), default="none",
+                   help="ckks: the server adds encrypted updates it cannot read")
+    p.add_argument("--keys", default="",
+                   help="CKKS key directory from `emofl keys init` (default: new keys in --out)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.set_defaults(handler=_simulate, printer=_print_simulation)
 
@@ -71,7 +75,8 @@ def _simulate(args: argparse.Namespace) -> dict:
         accountant=args.accountant, alpha=args.alpha, seed=args.seed,
         local_epochs=args.local_epochs, batch_size=args.batch_size, learning_rate=args.lr,
         trainable=args.trainable, init_model=args.init_model, synthetic_size=args.synthetic_size,
-        model_width=args.model_width, out=args.out, resume=args.resume,
+        model_width=args.model_width, secure_agg=args.secure_agg, key_dir=args.keys,
+        out=args.out, resume=args.resume,
         command=shlex.join(["emofl", *sys.argv[1:]]),
     )
     return simulate(settings)
@@ -136,6 +141,21 @@ def _evaluate(args: argparse.Namespace) -> dict:
             "n": result["n"], "loss": result["loss"]}
 
 
+def _add_keys(commands) -> None:
+    p = commands.add_parser("keys", help="CKKS keys for secure aggregation")
+    actions = p.add_subparsers(dest="action", required=True)
+    init = actions.add_parser("init", help="create a secret context (clients), a public "
+                              "context (server) and an integrity key, at 128-bit security")
+    init.add_argument("--out", required=True, help="key directory to create")
+    init.set_defaults(handler=_keys_init)
+
+
+def _keys_init(args: argparse.Namespace) -> dict:
+    from emofl.common.key_files import init_keys
+
+    return init_keys(args.out)
+
+
 def _add_model_info(commands) -> None:
     p = commands.add_parser("model-info", help="print a model's card")
     p.add_argument("--model", default=None, help="model file (default: the shipped model)")
@@ -168,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emofl", description="Privacy-preserving federated facial emotion recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_demo, _add_simulate, _add_pretrain, _add_evaluate, _add_model_info):
+    for add in (_add_demo, _add_simulate, _add_pretrain, _add_evaluate, _add_model_info,
+                _add_keys):
         add(commands)
     return parser
 
@@ -177,6 +198,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
     from emofl.common.face_dataset import DataError
     from emofl.common.model_store import ModelError
 
+    # CkksError and KeyFileError are ValueErrors too.
     return (DataError, ModelError, ValueError, FileNotFoundError, PermissionError)
 
 

@@ -47,6 +47,7 @@ def build_model_card(settings: RunSettings, rounds: list[dict], ledgers: dict[in
             "batch_size": settings.batch_size,
             "learning_rate": settings.learning_rate,
             "trainable": settings.trainable,
+            "secure_aggregation": settings.secure_agg,
             "init_model": settings.init_model or None,
             "public_split": public_split,
             "seed": settings.seed,

@@ -30,6 +30,8 @@ def client_report(content) -> dict:
         "train_loss": float(metrics["train-loss"]),
         "train_seconds": float(metrics["train-seconds"]),
         "refused": str(privacy["refusal"]),
+        "bytes_up": int(metrics["bytes-up"]),
+        "rejected": "",
     }
 
 
@@ -39,7 +41,7 @@ class PrivacyFedAvg(FedAvg):
     Each round it records, per replying client, the report built by `client_report` and the
     client's full accountant history, so the server's checkpoint can carry every client's
     privacy state. Clients that refused the round (budget exhausted) are recorded but not
-    averaged.
+    averaged. `combine` does the averaging of the others; subclasses replace it (CKKS).
 
     Parameters
     ----------
@@ -58,6 +60,7 @@ class PrivacyFedAvg(FedAvg):
         self.round_offset = round_offset
         self.ledgers = ledgers if ledgers is not None else {}
         self.last_reports: list[dict] = []
+        self.last_evaluation: MetricRecord | None = None
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -72,7 +75,8 @@ class PrivacyFedAvg(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        trained, self.last_reports = [], []
+        trained: list[tuple[dict, Message]] = []
+        self.last_reports = []
         for reply in replies:
             if reply.has_error():
                 log(WARNING, "client node %s failed: %s", reply.metadata.src_node_id,
@@ -85,8 +89,18 @@ class PrivacyFedAvg(FedAvg):
                 log(WARNING, "client %d refused round %d: %s", report["id"],
                     self.round_offset + server_round, report["refused"])
             else:
-                trained.append(reply)
+                trained.append((report, reply))
         self.last_reports.sort(key=lambda r: r["id"])
         if not trained:
             return None, None
-        return super().aggregate_train(server_round, trained)
+        return self.combine(server_round, trained)
+
+    def combine(self, server_round: int, trained: list[tuple[dict, Message]]
+                ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """FedAvg of the plaintext weights of the clients that trained."""
+        return super().aggregate_train(server_round, [reply for _, reply in trained])
+
+    def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]
+                           ) -> MetricRecord | None:
+        self.last_evaluation = super().aggregate_evaluate(server_round, replies)
+        return self.last_evaluation

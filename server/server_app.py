@@ -1,9 +1,11 @@
 """The coordinator of a federated run, as a Flower ServerApp (message API).
 
-It runs `PrivacyFedAvg` for the planned rounds; after each round it evaluates the global
-model on the held-out set, writes metrics.json and an atomic checkpoint (model, round, every
-client's accountant state, metrics), and at the end the final model with its card. With
-`resume` it continues from the run directory's checkpoint.
+It runs `PrivacyFedAvg` (or `CkksFedAvg` with secure aggregation) for the planned rounds.
+After each round it records the global model's held-out accuracy — evaluated here in plain
+mode, by one client in CKKS mode, where the server cannot read the model — writes
+metrics.json and an atomic checkpoint (global model or its ciphertexts, round, every client's
+accountant state, metrics), and in plain mode finally the model with its card. With `resume`
+it continues from the run directory's checkpoint.
 """
 
 import time
@@ -15,13 +17,16 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from emofl.common import atomic_io
+from emofl.common.ckks import flatten_state
 from emofl.common.federated_data import public_split_of, validation_faces
 from emofl.common.model import EmotionNet
 from emofl.common.model_store import architecture_of, build_model, load_model, save_model
 from emofl.common.run_settings import RunSettings
-from emofl.common.training import evaluate
+from emofl.common.training import Evaluation, evaluate
 
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .ckks_fedavg import CkksFedAvg
+from .keys import load_server_keys
 from .model_card import build_model_card
 from .privacy_fedavg import PrivacyFedAvg
 
@@ -36,76 +41,88 @@ def initial_model(settings: RunSettings) -> EmotionNet:
     return build_model({"width": settings.model_width})
 
 
+def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
+                  ledgers: dict[int, dict]) -> PrivacyFedAvg:
+    """Plain or CKKS FedAvg over all clients; CKKS mode asks one client to evaluate."""
+    common = dict(round_offset=round_offset, ledgers=ledgers, fraction_train=1.0,
+                  min_train_nodes=settings.num_clients,
+                  min_available_nodes=settings.num_clients)
+    if settings.secure_agg == "ckks":
+        length = len(flatten_state(model.state_dict())[0])
+        return CkksFedAvg(keys=load_server_keys(settings.key_dir), expected_length=length,
+                          fraction_evaluate=1e-9, min_evaluate_nodes=1, **common)
+    return PrivacyFedAvg(fraction_evaluate=0.0, **common)
+
+
 class RoundRecorder:
     """Flower's `evaluate_fn`, called after every round: evaluate, record, checkpoint."""
 
     def __init__(self, settings: RunSettings, model: EmotionNet, strategy: PrivacyFedAvg,
-                 rounds: list[dict], initial: dict, on_round: RoundCallback | None) -> None:
+                 history: Checkpoint, on_round: RoundCallback | None) -> None:
         self.settings, self.model, self.strategy = settings, model, strategy
-        self.rounds, self.initial = rounds, initial
+        self.history = history
         self.on_round = on_round
-        self.validation = validation_faces(settings)
-        self.last_evaluation = None
+        self.encrypted = settings.secure_agg == "ckks"
+        self.validation = None if self.encrypted else validation_faces(settings)
+        self.last_evaluation: Evaluation | None = None
         self.round_started = time.perf_counter()
 
-    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord:
+    def _evaluate(self, arrays: ArrayRecord) -> dict:
+        if self.encrypted:  # the server cannot read the model: a client evaluated it
+            metrics = self.strategy.last_evaluation or {}
+            return {"accuracy": float(metrics.get("accuracy", float("nan"))),
+                    "loss": float(metrics.get("loss", float("nan")))}
         self.model.load_state_dict(arrays.to_torch_state_dict())
-        result = evaluate(self.model, self.validation.images, self.validation.labels)
-        self.last_evaluation = result
-        if server_round > 0:
-            self._record(self.strategy.round_offset + server_round, result)
-        elif not self.initial:
-            self.initial.update(accuracy=result.accuracy, loss=result.loss)
-        self.round_started = time.perf_counter()
-        return MetricRecord({"accuracy": result.accuracy, "loss": result.loss})
+        self.last_evaluation = evaluate(self.model, self.validation.images,
+                                        self.validation.labels)
+        return {"accuracy": self.last_evaluation.accuracy, "loss": self.last_evaluation.loss}
 
-    def _record(self, global_round: int, result) -> None:
-        entry = {
-            "round": global_round,
-            "accuracy": result.accuracy,
-            "loss": result.loss,
-            "wall_seconds": time.perf_counter() - self.round_started,
-            "clients": self.strategy.last_reports,
-        }
-        self.rounds.append(entry)
+    def __call__(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        if server_round == 0:
+            if not self.history.initial and not self.encrypted:
+                self.history.initial.update(self._evaluate(arrays))
+            self.round_started = time.perf_counter()
+            return None
+        result = self._evaluate(arrays)
+        entry = {"round": self.strategy.round_offset + server_round, **result,
+                 "wall_seconds": time.perf_counter() - self.round_started,
+                 "clients": self.strategy.last_reports}
+        self.history.rounds.append(entry)
+        self.history.round = entry["round"]
+        self.history.model_state = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
+        self.history.ledgers = dict(self.strategy.ledgers)
         out = Path(self.settings.out)
-        save_checkpoint(out, Checkpoint(
-            round=global_round,
-            model_state={k: v.clone() for k, v in self.model.state_dict().items()},
-            ledgers=dict(self.strategy.ledgers),
-            rounds=self.rounds,
-            initial=self.initial,
-            settings=self.settings.to_config(),
-        ))
-        atomic_io.write_json(out / "metrics.json", {"initial": self.initial, "rounds": self.rounds})
+        save_checkpoint(out, self.history)
+        atomic_io.write_json(out / "metrics.json",
+                             {"initial": self.history.initial, "rounds": self.history.rounds})
         if self.on_round:
             self.on_round(entry)
+        self.round_started = time.perf_counter()
+        return MetricRecord(result)
 
 
 def run_federation(grid: Grid, settings: RunSettings,
                    on_round: RoundCallback | None = None) -> None:
     """Run (or resume) the planned rounds on `grid` and write the run directory."""
     model = initial_model(settings)
-    checkpoint = load_checkpoint(settings.out) if settings.resume else None
-    done, rounds, ledgers, initial = 0, [], {}, {}
-    if checkpoint:
-        model.load_state_dict(checkpoint.model_state)
-        done, rounds, ledgers = checkpoint.round, checkpoint.rounds, checkpoint.ledgers
-        initial = checkpoint.initial
-    strategy = PrivacyFedAvg(
-        round_offset=done, ledgers=ledgers, fraction_train=1.0, fraction_evaluate=0.0,
-        min_train_nodes=settings.num_clients, min_available_nodes=settings.num_clients,
-    )
-    recorder = RoundRecorder(settings, model, strategy, rounds, initial, on_round)
+    history = load_checkpoint(settings.out) if settings.resume else None
+    if history is None:
+        history = Checkpoint(round=0, model_state=model.state_dict(),
+                             settings=settings.to_config())
+    strategy = make_strategy(settings, model, history.round, history.ledgers)
+    recorder = RoundRecorder(settings, model, strategy, history, on_round)
     arch = architecture_of(model)
-    train_config = ConfigRecord({"model-width": arch["width"], "feature-dim": arch["feature_dim"]})
-    strategy.start(grid=grid, initial_arrays=ArrayRecord(model.state_dict()),
-                   num_rounds=max(0, settings.rounds - done), train_config=train_config,
-                   evaluate_config=ConfigRecord(dict(train_config)), evaluate_fn=recorder)
-    if settings.rounds - done <= 0:
-        recorder(0, ArrayRecord(model.state_dict()))
+    config = ConfigRecord({"model-width": arch["width"], "feature-dim": arch["feature_dim"]})
+    strategy.start(grid=grid, initial_arrays=ArrayRecord(history.model_state),
+                   num_rounds=max(0, settings.rounds - history.round), train_config=config,
+                   evaluate_config=ConfigRecord(dict(config)), evaluate_fn=recorder)
+    if settings.secure_agg == "ckks":
+        return  # only a key holder can turn the encrypted aggregate into a model file
+    model.load_state_dict(history.model_state)
+    evaluation = recorder.last_evaluation or evaluate(model, recorder.validation.images,
+                                                      recorder.validation.labels)
     split = public_split_of(settings)
-    card = build_model_card(settings, rounds, strategy.ledgers, recorder.last_evaluation,
+    card = build_model_card(settings, history.rounds, strategy.ledgers, evaluation,
                             split.to_dict() if split else None)
     save_model(model, Path(settings.out) / "model.pt", card)
 

@@ -5,13 +5,20 @@ import os
 import time
 from pathlib import Path
 
+from flwr.app import ArrayRecord
 from tqdm import tqdm
 
 from emofl.client.client_app import build_client_app
+from emofl.client.encryption import global_state
+from emofl.client.keys import load_client_keys
 from emofl.common.federated_data import public_split_of, training_indices, validation_faces
+from emofl.common.key_files import init_keys
+from emofl.common.model_store import save_model
 from emofl.common.run_settings import RunSettings
+from emofl.common.training import evaluate
 from emofl.server.checkpoint import checkpoint_path, load_checkpoint
-from emofl.server.server_app import build_server_app
+from emofl.server.model_card import build_model_card
+from emofl.server.server_app import build_server_app, initial_model
 
 from .plots import plot_run
 
@@ -70,6 +77,7 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
     training_indices(settings, settings.num_clients, public_split_of(settings))
     validation_faces(settings)
     Path(settings.out).mkdir(parents=True, exist_ok=True)
+    settings = _with_keys(settings)
     overrides = {**settings.to_config(), "out": str(Path(settings.out).resolve())}
     bar = tqdm(total=settings.rounds, initial=done, desc="federated rounds", unit="round",
                disable=not progress)
@@ -89,7 +97,37 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
         backend_config=_backend_config(settings),
     )
     bar.close()
+    if settings.secure_agg == "ckks":
+        write_decrypted_model(settings)
     return summarize(settings, time.perf_counter() - started)
+
+
+def _with_keys(settings: RunSettings) -> RunSettings:
+    """CKKS runs without --keys get a fresh key directory inside the run directory."""
+    if settings.secure_agg != "ckks" or settings.key_dir:
+        return settings
+    key_dir = Path(settings.out) / "keys"
+    if not (key_dir / "public_context.bin").exists():
+        init_keys(key_dir)
+    return RunSettings.from_config({**settings.to_config(), "key-dir": str(key_dir.resolve())})
+
+
+def write_decrypted_model(settings: RunSettings) -> None:
+    """As a key holder (a client would do this), decrypt the final aggregate into model.pt.
+
+    The server cannot: it holds the encrypted Σ n_i·w_i only. The model is then evaluated on
+    the held-out set exactly as the server evaluates a plaintext run.
+    """
+    history = load_checkpoint(settings.out)
+    model = initial_model(settings)
+    keys = load_client_keys(settings.key_dir)
+    model.load_state_dict(global_state(ArrayRecord(history.model_state), model.state_dict(), keys))
+    validation = validation_faces(settings)
+    evaluation = evaluate(model, validation.images, validation.labels)
+    split = public_split_of(settings)
+    card = build_model_card(settings, history.rounds, history.ledgers, evaluation,
+                            split.to_dict() if split else None)
+    save_model(model, Path(settings.out) / "model.pt", card)
 
 
 def format_summary(summary: dict) -> str:
