@@ -114,7 +114,8 @@ def test_ckks_and_plain_federations_end_with_the_same_model(tmp_path):
 
 def test_ckks_run_resumes_from_its_encrypted_checkpoint(tmp_path):
     settings = RunSettings(data="synthetic", num_clients=3, rounds=1, epsilon=50.0,
-                           noise_multiplier=1.0, synthetic_size=150, batch_size=32, model_width=8, alpha=0.0,
+                           noise_multiplier=1.0, synthetic_size=150, batch_size=32,
+                           model_width=8, alpha=0.0,
                            secure_agg="ckks", out=str(tmp_path))
     simulate(settings, progress=False)
     simulate(RunSettings(out=str(tmp_path), rounds=2, resume=True), progress=False)
