@@ -82,9 +82,15 @@ class PrivacyFedAvg(FedAvg):
                 log(WARNING, "client node %s failed: %s", reply.metadata.src_node_id,
                     reply.error.reason)
                 continue
-            report = client_report(reply.content)
+            try:
+                report = client_report(reply.content)
+                ledger = json.loads(reply.content[PRIVACY_KEY]["ledger"])
+            except (KeyError, TypeError, ValueError) as err:
+                log(WARNING, "ignored a malformed reply from node %s: %s: %s",
+                    reply.metadata.src_node_id, type(err).__name__, err)
+                continue
             self.last_reports.append(report)
-            self.ledgers[report["id"]] = json.loads(reply.content[PRIVACY_KEY]["ledger"])
+            self.ledgers[report["id"]] = ledger
             if report["refused"]:
                 log(WARNING, "client %d refused round %d: %s", report["id"],
                     self.round_offset + server_round, report["refused"])

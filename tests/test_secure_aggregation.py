@@ -123,3 +123,13 @@ def test_ckks_run_resumes_from_its_encrypted_checkpoint(tmp_path):
     assert [r["round"] for r in rounds] == [1, 2]
     assert all(not c["rejected"] and not c["refused"] for r in rounds for c in r["clients"])
     assert (tmp_path / "model.pt").exists()
+
+
+def test_a_reply_without_privacy_report_is_ignored_not_fatal(key_dir):
+    from flwr.app import MetricRecord, RecordDict
+
+    strategy = CkksFedAvg(keys=load_server_keys(key_dir), expected_length=10)
+    reply = SimpleNamespace(has_error=lambda: False, metadata=SimpleNamespace(src_node_id=7),
+                            content=RecordDict({"metrics": MetricRecord({"num-examples": 5})}))
+    assert strategy.aggregate_train(1, [reply]) == (None, None)
+    assert strategy.last_reports == []
