@@ -119,7 +119,7 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         return _train_reply(msg, client_id, update, ledger, settings, arrays, seconds)
 
     @app.evaluate()
-    def evaluate_locally(msg: Message, context: Context) -> Message:
+    def evaluate_global_model(msg: Message, context: Context) -> Message:
         torch.set_num_threads(1)
         settings = settings_of(context)
         client_id, _ = client_identity(context, settings)

@@ -117,3 +117,15 @@ def test_simulate_rejects_impossible_settings(tmp_path, args, message):
     result = run_emofl("simulate", "--out", str(tmp_path / "r"), *args)
     assert result.returncode != 0 and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_keys_init_writes_client_and_server_halves_and_never_overwrites(tmp_path):
+    result = run_emofl("keys", "init", "--out", str(tmp_path / "keys"))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["params"]["security"] == "128-bit"
+    secret = (tmp_path / "keys" / "secret_context.bin").read_bytes()
+    assert oct((tmp_path / "keys" / "secret_context.bin").stat().st_mode & 0o777) == "0o600"
+    again = run_emofl("keys", "init", "--out", str(tmp_path / "keys"))
+    assert_one_line_error(again, "already holds keys")
+    assert (tmp_path / "keys" / "secret_context.bin").read_bytes() == secret
