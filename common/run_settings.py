@@ -55,7 +55,7 @@ class RunSettings:
     seed: int = 0
     local_epochs: int = 1
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-4
     trainable: str = "all"
     init_model: str = ""
     synthetic_size: int = 300

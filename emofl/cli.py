@@ -48,7 +48,8 @@ def _add_simulate(commands) -> None:
     p.add_argument("--out", default="runs/simulate")
     p.add_argument("--local-epochs", type=_positive_int, default=1)
     p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--lr", type=_positive_float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--lr", type=_positive_float, default=3e-4,
+                   help="client Adam learning rate (small: label skew makes clients drift)")
     p.add_argument("--trainable", choices=("all", "top", "head"), default="all")
     p.add_argument("--init-model", default="", help="start from this model file")
     p.add_argument("--model-width", type=_positive_int, default=16)

@@ -27,8 +27,8 @@ def run_demo(out: str, clients: int = 4, rounds: int = 3, epsilon: float = 8.0,
                                   epochs=12, model_width=16, command=command))
     settings = RunSettings(
         data="synthetic", num_clients=clients, rounds=rounds, epsilon=epsilon,
-        synthetic_size=400, batch_size=32, local_epochs=2, alpha=0.5, trainable="head",
-        learning_rate=3e-3, init_model=str(public_model), out=str(run_dir / "federated"),
+        synthetic_size=400, batch_size=32, local_epochs=1, alpha=0.5, trainable="head",
+        learning_rate=3e-4, init_model=str(public_model), out=str(run_dir / "federated"),
         command=command,
     )
     return simulate(settings)
