@@ -1,5 +1,6 @@
 """`emofl simulate`: a federated DP run of N simulated clients on this machine (Flower + Ray)."""
 
+import json
 import logging
 import os
 import time
@@ -152,8 +153,6 @@ def _max_epsilon(entry: dict) -> str:
 
 def summarize(settings: RunSettings, wall_seconds: float) -> dict:
     """A readable summary of the run directory, after plotting it."""
-    import json
-
     out = Path(settings.out)
     metrics_file = out / "metrics.json"
     if not (out / "model.pt").exists() or not metrics_file.exists():
