@@ -35,3 +35,6 @@ simulate noDP_top 10 --no-dp --init-model "$PUBLIC" --trainable top --lr 1e-3
 simulate noDP 10 --no-dp --init-model "$PUBLIC" --trainable all --lr 1e-3
 # DP from scratch, no public data: the figure the public pre-training is there to beat.
 simulate eps8_scratch 4 --epsilon 8 --trainable all --model-width 24 --lr 2e-3
+# A smaller client learning rate against client drift under label skew (the shipped model).
+simulate eps8_lr3e-4 10 --epsilon 8 --init-model "$PUBLIC" --trainable top --lr 3e-4
+simulate noDP_top_lr3e-4 10 --no-dp --init-model "$PUBLIC" --trainable top --lr 3e-4
