@@ -28,8 +28,8 @@ class RunDirError(ValueError):
     """The run directory does not fit the request: a run exists without --resume, or none with."""
 
 
-def check_run_dir(settings: RunSettings) -> int:
-    """Rounds already done in the run directory; refuses to overwrite a run without --resume."""
+def check_run_dir(settings: RunSettings) -> None:
+    """Refuse to overwrite a run without --resume, or to resume where there is no run."""
     out = Path(settings.out)
     has_checkpoint = checkpoint_path(out).exists()
     if has_checkpoint and not settings.resume:
@@ -40,12 +40,10 @@ def check_run_dir(settings: RunSettings) -> int:
     if not settings.resume and (out / "clients").exists():
         raise RunDirError(f"{out}/clients holds client ledgers of an earlier run; "
                           "choose another --out")
-    return load_checkpoint(out).round if has_checkpoint else 0
 
 
-def resumed_settings(requested: RunSettings) -> RunSettings:
-    """The settings saved with the run in `requested.out`; only the number of rounds may change."""
-    saved = load_checkpoint(requested.out).settings
+def resumed_settings(requested: RunSettings, saved: dict) -> RunSettings:
+    """The `saved` settings of the run being resumed; only the number of rounds may change."""
     return RunSettings.from_config({**saved, "rounds": requested.rounds, "resume": True,
                                     "command": requested.command or saved.get("command", "")})
 
@@ -71,9 +69,12 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
 
     Returns a summary: final accuracy, rounds done, the largest client ε, wall time.
     """
-    done = check_run_dir(settings)
+    check_run_dir(settings)
+    done = 0
     if settings.resume:
-        settings = resumed_settings(settings)
+        checkpoint = load_checkpoint(settings.out)
+        settings = resumed_settings(settings, checkpoint.settings)
+        done = checkpoint.round
     # Fail fast on bad data in this process, before Ray starts workers that would load it.
     training_indices(settings, settings.num_clients, public_split_of(settings))
     validation_faces(settings)
