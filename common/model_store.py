@@ -4,6 +4,7 @@ A model file is a plain `torch.save`d state_dict (loadable with `torch.load`); i
 JSON file beside it, `<stem>_card.json`, recording how it was trained and how to rebuild it.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -72,3 +73,13 @@ def load_model(path: str | Path | None = None) -> tuple[EmotionNet, dict]:
                          f"architecture in {card_path(model_path).name}") from None
     model.eval()
     return model, card
+
+
+def backbone_sha256(model: EmotionNet) -> str:
+    """SHA-256 over the backbone's parameter names and float32 values: names the backbone a
+    remote head was trained on, so a device can tell it runs the same one."""
+    digest = hashlib.sha256()
+    for name, tensor in model.backbone.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -185,22 +185,169 @@ def _demo(args: argparse.Namespace) -> dict:
                     command=shlex.join(["emofl", *sys.argv[1:]]))
 
 
+def _add_serve_head(commands) -> None:
+    p = commands.add_parser("serve-head", help="serve a model's softmax head on encrypted "
+                            "features over gRPC (the server never sees a face)")
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=50061, help="0 picks a free port")
+    p.add_argument("--tls-cert", default=None, help="PEM certificate (with --tls-key)")
+    p.add_argument("--tls-key", default=None, help="PEM private key, unencrypted")
+    p.set_defaults(handler=_serve_head)
+
+
+def _serve_head(args: argparse.Namespace) -> dict:
+    import signal
+    import threading
+
+    from emofl.server.head_service import start_head_server
+
+    server, port, service = start_head_server(args.model, args.host, args.port,
+                                              args.tls_cert, args.tls_key)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    channel = "TLS" if args.tls_cert else "plaintext channel, encrypted features"
+    print(f"emofl serve-head: serving on {args.host}:{port} ({channel}); Ctrl-C stops",
+          flush=True)
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    server.stop(grace=1).wait()
+    return {"stopped": True, "port": port, "open_sessions": len(service.sessions)}
+
+
+def _add_classify(commands) -> None:
+    p = commands.add_parser("classify", help="classify face images; one JSON line per face")
+    p.add_argument("images", nargs="+", help="face crops (or photos, with --detect)")
+    p.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    p.add_argument("--detect", action="store_true", help="find faces first (Haar cascade)")
+    p.add_argument("--encrypted", action="store_true",
+                   help="run the head on an encrypted-head service (needs --server)")
+    p.add_argument("--server", default=None, help="HOST:PORT of `emofl serve-head`")
+    p.add_argument("--tls-ca", default=None, help="PEM certificate to trust for the server")
+    p.set_defaults(handler=_classify, printer=lambda summary: None)
+
+
+def _classify(args: argparse.Namespace) -> dict:
+    from contextlib import ExitStack
+
+    from emofl.client.encrypted_head_client import EncryptedHeadClient
+    from emofl.client.image_classification import ImageProblem, classify_files, local_head
+    from emofl.common.model_store import backbone_sha256, load_model
+
+    if args.encrypted != bool(args.server):
+        raise ValueError("--encrypted and --server HOST:PORT go together")
+    model, _ = load_model(args.model)
+    with ExitStack() as stack:
+        if args.encrypted:
+            remote = stack.enter_context(
+                EncryptedHeadClient(args.server, backbone_sha256(model), args.tls_ca))
+            head = remote.logits
+        else:
+            head = local_head(model)
+        failed = faces = 0
+        for item in classify_files(args.images, model, head, args.detect):
+            if isinstance(item, ImageProblem):
+                failed += item.fatal
+                print(f"emofl classify: {'error: ' if item.fatal else ''}{item.reason}",
+                      file=sys.stderr, flush=True)
+            else:
+                faces += 1
+                print(json.dumps(item), flush=True)
+    if failed:
+        raise ValueError(f"{failed} of {len(args.images)} images could not be classified")
+    return {"faces": faces}
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _add_analyze(commands) -> None:
+    p = commands.add_parser("analyze", help="per-participant emotion, engagement and stability "
+                            "of a meeting video or camera")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("video", nargs="?", help="recorded meeting video")
+    source.add_argument("--camera", type=_non_negative_int, metavar="N", help="camera index")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--model", default=None, help="frame model file (default: the shipped model)")
+    p.add_argument("--weights", default="",
+                   help="engagement weights, e.g. happy=1.0,sad=0.1 (unnamed classes keep "
+                   "their defaults)")
+    p.add_argument("--fps", type=_positive_float, default=None,
+                   help="process at most F frames per second of video (default: all)")
+    p.add_argument("--save-annotated", action="store_true",
+                   help="also write annotated.mp4 (the only output with pixels of faces)")
+    p.add_argument("--exclude", type=_non_negative_int, nargs="+", action="extend", default=[],
+                   metavar="ID", help="participants without consent: blurred in annotated.mp4, "
+                   "left out of every other output")
+    p.add_argument("--smoothing", choices=("temporal", "ema", "none"), default="temporal",
+                   help="per-participant smoothing over time (default: the temporal model)")
+    p.add_argument("--temporal-model", default=None,
+                   help="temporal model file (default: the shipped one)")
+    p.add_argument("--ema-alpha", type=_positive_float, default=None,
+                   help="weight of a new step with --smoothing ema")
+    p.add_argument("--analysis-fps", type=float, default=None,
+                   help="classify and smooth each face this often (default: the temporal "
+                   "model's rate, 10/s); 0: every processed frame")
+    p.add_argument("--window", type=_positive_float, default=10.0,
+                   help="seconds of the sliding window for stability S_i (default 10)")
+    p.add_argument("--alert-seconds", type=float, default=10.0,
+                   help="alert when angry/fear/sad dominates longer than this (default 10)")
+    p.add_argument("--detect-every", type=_positive_int, default=10,
+                   help="run face detection every N processed frames (default 10)")
+    p.add_argument("--detect-width", type=_non_negative_int, default=320,
+                   help="detect on frames shrunk to this width; 0: full size (default 320)")
+    p.add_argument("--change-threshold", type=float, default=4.0,
+                   help="re-run the CNN on a face whose 48x48 crop changed by more than this "
+                   "many gray levels on average; 0: always (default 4)")
+    p.add_argument("--no-tracking", action="store_true",
+                   help="report faces only where detected (the naive pipeline, for comparison)")
+    p.set_defaults(handler=_analyze)
+
+
+def _analyze(args: argparse.Namespace) -> dict:
+    from pathlib import Path
+
+    from emofl.client.analyze_run import AnalyzeOptions, run_analysis
+    from emofl.client.meeting_analyzer import AnalyzerSettings
+
+    if args.analysis_fps is not None and args.analysis_fps < 0:
+        raise ValueError(f"--analysis-fps must be 0 or more, got {args.analysis_fps}")
+    pipeline = AnalyzerSettings(
+        max_fps=args.fps, analysis_fps=args.analysis_fps, detect_width=args.detect_width or None,
+        detect_every=args.detect_every, tracking=not args.no_tracking,
+        exclude=frozenset(args.exclude))
+    return run_analysis(AnalyzeOptions(
+        out=Path(args.out), video=args.video, camera=args.camera, model=args.model,
+        temporal_model=args.temporal_model, smoothing=args.smoothing, ema_alpha=args.ema_alpha,
+        weights=args.weights, window_s=args.window, alert_seconds=args.alert_seconds,
+        change_threshold=args.change_threshold, save_annotated=args.save_annotated,
+        pipeline=pipeline, command=shlex.join(["emofl", *sys.argv[1:]])))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emofl", description="Privacy-preserving federated facial emotion recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_demo, _add_simulate, _add_pretrain, _add_evaluate, _add_model_info,
-                _add_keys):
+                _add_keys, _add_serve_head, _add_classify, _add_analyze):
         add(commands)
     return parser
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
+    from emofl.client.encrypted_head_client import HeadServiceError
     from emofl.common.face_dataset import DataError
     from emofl.common.model_store import ModelError
 
     # CkksError and KeyFileError are ValueErrors too.
-    return (DataError, ModelError, ValueError, FileNotFoundError, PermissionError)
+    return (DataError, ModelError, HeadServiceError, ValueError, FileNotFoundError,
+            PermissionError)
 
 
 def main(argv: list[str] | None = None) -> int:

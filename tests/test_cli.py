@@ -1,28 +1,13 @@
 """The `emofl` command: bad input ends in one line naming the problem and a non-zero exit."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
+from cli_helpers import assert_one_line_error, run_emofl
 
 from emofl.common.model import EmotionNet
 from emofl.common.model_store import save_model
-
-
-def run_emofl(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "emofl", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture()

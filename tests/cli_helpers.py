@@ -1,0 +1,18 @@
+"""Running the `emofl` command in tests, and checking its one-line user errors."""
+
+import subprocess
+import sys
+
+
+def run_emofl(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emofl", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
