@@ -39,6 +39,7 @@ class ServiceLimits:
     """Bounds that keep one client from exhausting the service.
 
     max_faces_per_request: faces in one Classify call (64 → 16 ciphertexts of ~120 kB).
+        A session also runs one request at a time, so one device cannot hold every worker.
     max_sessions: sessions held at once; each holds ~3.3 MB of Galois keys.
     idle_timeout_s: a session unused this long is forgotten.
     max_ciphertext_bytes / max_key_bytes: per item, checked before SEAL parses it.
@@ -127,10 +128,15 @@ class EncryptedHeadService(pb_grpc.EncryptedHeadServicer):
                             self.limits.max_ciphertext_bytes, f"packed_features[{i}]")
             for i, blob in enumerate(request.packed_features)
         ]
-        with session.lock:
+        if not session.lock.acquire(blocking=False):
+            raise SessionLimitError("this session already has a request in flight; send one "
+                                    "batch at a time")
+        try:
             result = self.evaluator.evaluate(ciphertexts, faces, session.galois_keys)
             session.requests += 1
             session.faces += faces
+        finally:
+            session.lock.release()
         return pb.ClassifyReply(logits=seal_bytes.to_bytes(result))
 
     @_answered

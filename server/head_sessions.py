@@ -19,7 +19,7 @@ class UnknownSessionError(KeyError):
 
 
 class SessionLimitError(RuntimeError):
-    """The service already holds as many sessions as it allows."""
+    """A bound was reached: sessions held by the service, or requests in flight in one."""
 
 
 @dataclass

@@ -248,3 +248,15 @@ def test_tls_needs_a_real_certificate(tmp_path, model_file):
     bad.write_text("not a certificate")
     with pytest.raises(ValueError, match="is not a PEM certificate"):
         start_head_server(str(model_file), port=0, tls_cert=str(bad), tls_key=key)
+
+
+def test_a_session_runs_one_request_at_a_time(service, client, model):
+    features, _ = features_and_logits(model, 1)
+    layout = PackedLayout(1, 128, 7, client.keys.params.slots)
+    request = pb.ClassifyRequest(session_id=client.session_id, num_faces=1,
+                                 packed_features=client.keys.encrypt_features(features, layout))
+    session = service[1].sessions.get(client.session_id)
+    with session.lock:  # as if another request of this session were being evaluated
+        assert_refused(lambda: raw_stub(service[0]).Classify(request),
+                       grpc.StatusCode.RESOURCE_EXHAUSTED, "already has a request in flight")
+    assert raw_stub(service[0]).Classify(request).logits
