@@ -8,7 +8,8 @@ Usage:
 An `emofl serve-head` process is started on a free loopback port, so the server's work runs in
 its own process as in deployment (both share this machine's cores). After the one-time key
 upload, each batch size's latency is the wall time of `EncryptedHeadClient.logits`: packing,
-encryption, the gRPC round trip with the server's evaluation, decryption. The whole of val then
+encryption, the gRPC round trip with the server's evaluation, decryption; the backbone's
+forward time on the same batch (one thread) is reported beside it. The whole of val then
 goes through the service to measure agreement with plaintext classification, and
 `emofl classify --encrypted` is timed as a user runs it, start-up included, on 200 images.
 """
@@ -57,7 +58,19 @@ def percentile_ms(samples: list[float], q: float) -> float:
     return float(np.percentile(samples, q) * 1000)
 
 
-def latency(client: EncryptedHeadClient, features: np.ndarray, repeats: int) -> dict:
+def backbone_ms(model, images: torch.Tensor, repeats: int) -> float:
+    """Median time of the device's backbone forward on one batch (what precedes encryption)."""
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model.features(images)
+        samples.append(time.perf_counter() - started)
+    return percentile_ms(samples, 50)
+
+
+def latency(client: EncryptedHeadClient, model, images: torch.Tensor, features: np.ndarray,
+            repeats: int) -> dict:
     rows = {}
     for faces in BATCH_SIZES:
         batch = features[:faces]
@@ -73,6 +86,7 @@ def latency(client: EncryptedHeadClient, features: np.ndarray, repeats: int) -> 
             "p50_ms_per_face": percentile_ms(samples, 50) / faces,
             "bytes_up": (client.bytes_sent - sent) // repeats,
             "bytes_down": (client.bytes_received - received) // repeats, "repeats": repeats,
+            "backbone_p50_ms": backbone_ms(model, images[:faces], repeats),
         }
     return rows
 
@@ -149,7 +163,8 @@ def main() -> None:
     torch.set_num_threads(1)
     model, _ = load_model(args.model)
     dataset = load_dataset(args.val_data)
-    features = backbone_features(model, to_faces(dataset).images)
+    images = to_faces(dataset).images
+    features = backbone_features(model, images)
     process, address = start_service(args.model)
     try:
         started = time.perf_counter()
@@ -157,7 +172,8 @@ def main() -> None:
         open_s = time.perf_counter() - started
         report = {
             "address": address, "open_session_s": open_s, "key_upload_bytes": client.upload_bytes,
-            "latency": {str(k): v for k, v in latency(client, features, args.repeats).items()},
+            "latency": {str(k): v for k, v in latency(client, model, images, features,
+                                                            args.repeats).items()},
             "agreement_val": agreement(client, model, features),
         }
         client.close()
