@@ -16,9 +16,9 @@ from tqdm import tqdm
 
 from emofl.common.classes import CLASSES
 from emofl.common.meeting_analytics import Alert, MeetingAnalytics, parse_weights
-from emofl.common.model_store import load_model
+from emofl.common.model_store import load_model, read_card
 from emofl.common.temporal_model import EmaSmoother, TemporalSmoother
-from emofl.common.temporal_store import load_temporal_model
+from emofl.common.temporal_store import SHIPPED_TEMPORAL_MODEL, load_temporal_model
 
 from .annotated_video import AnnotatedVideo
 from .crop_classifier import AdaptiveFaceClassifier
@@ -27,9 +27,9 @@ from .meeting_report import TimelineWriter, write_plots, write_summary
 from .video_source import VideoSource, open_source
 
 SMOOTHING = ("temporal", "ema", "none")
-# EMA weight of a new step when the temporal model's card does not name one.
+# When the temporal model's card does not say: the EMA's weight of a new step, and the rate
+# (steps per second) the model was trained at.
 DEFAULT_EMA_ALPHA = 0.3
-# Analysis steps per second when the temporal model's card does not name its training rate.
 DEFAULT_ANALYSIS_FPS = 10.0
 OUTPUT_FILES = ("timeline.csv", "summary.json")
 
@@ -65,10 +65,10 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     if taken:
         raise ValueError(f"{out} already holds an analysis ({taken[0]}); choose another --out")
     model, model_card = load_model(options.model)
-    smoother, smoothing = _smoother(options)
+    smoother, smoothing, rate = _smoother(options)
     settings = options.pipeline
     if settings.analysis_fps is None:
-        settings = replace(settings, analysis_fps=DEFAULT_ANALYSIS_FPS)
+        settings = replace(settings, analysis_fps=rate)
     source = open_source(options.video, options.camera)
     with source:
         # One thread: a batch of a few 48x48 faces gains nothing from more, and the other core
@@ -143,19 +143,27 @@ def _run_pipeline(options: AnalyzeOptions, settings: AnalyzerSettings, source: V
     return stats, (annotated.path if annotated else None)
 
 
-def _smoother(options: AnalyzeOptions) -> tuple[Smoother, dict]:
-    """The smoother asked for and a description of it for the summary."""
+def _smoother(options: AnalyzeOptions) -> tuple[Smoother, dict, float]:
+    """The smoother asked for, its description for the summary, and the analysis rate.
+
+    The rate is the one the temporal model was trained at, whatever the smoothing, so that
+    the three compare like for like; the EMA's alpha is the one chosen for that model (its
+    card says both).
+    """
+    card = read_card(options.temporal_model or SHIPPED_TEMPORAL_MODEL)
+    rate = float(card.get("training", {}).get("sequence_settings", {}).get(
+        "fps", DEFAULT_ANALYSIS_FPS))
     if options.smoothing == "none":
-        return PassThrough(), {"method": "none"}
+        return PassThrough(), {"method": "none"}, rate
     if options.smoothing == "temporal":
         temporal, card = load_temporal_model(options.temporal_model)
         return TemporalSmoother(temporal), {
             "method": "temporal", "model": options.temporal_model or "shipped",
-            "architecture": card.get("architecture")}
-    alpha = options.ema_alpha or DEFAULT_EMA_ALPHA
+            "architecture": card.get("architecture")}, rate
+    alpha = options.ema_alpha or card.get("results", {}).get("ema_alpha", DEFAULT_EMA_ALPHA)
     if not 0 < alpha <= 1:
         raise ValueError(f"--ema-alpha must be in (0, 1], got {alpha}")
-    return EmaSmoother(alpha), {"method": "ema", "alpha": alpha}
+    return EmaSmoother(alpha), {"method": "ema", "alpha": alpha}, rate
 
 
 def _print_alert(alert: Alert) -> None:

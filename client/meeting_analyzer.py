@@ -57,16 +57,18 @@ class AnalyzerSettings:
     """Pipeline knobs. `max_fps` limits the frames processed per second of video (None: all);
     `analysis_fps` how often each face is classified and smoothed (0: every processed frame;
     None: not chosen yet, `run_analysis` takes the temporal model's rate);
-    `detect_width` the detection frame's width (0 or None: full size); `tracking` False
+    `detect_width` the detection frame's width (0 or None: full size); `min_face` the smallest
+    face looked for, in full-frame pixels; `hold_seconds` how long a participant whose face is
+    neither detected nor matched stays reported (`FaceTracker`); `tracking` False
     reports a face only on frames where it is detected (the naive pipeline, for comparison)."""
 
     max_fps: float | None = None
     analysis_fps: float | None = None
     detect_width: int | None = 320
     detect_every: int = 10
-    min_face: int = 24
-    min_neighbors: int = 4
-    hold_seconds: float = 2.0
+    min_face: int = 64
+    min_neighbors: int = 3
+    hold_seconds: float = 6.0
     tracking: bool = True
     exclude: frozenset[int] = frozenset()
 

@@ -131,10 +131,11 @@ def open_source(video: str | None = None, camera: int | None = None) -> VideoSou
         capture = cv2.VideoCapture(str(path))
         if not capture.isOpened():
             capture.release()
-            raise VideoSourceError(f"cannot read video (not a video OpenCV can decode): {path}")
+            raise VideoSourceError(f"cannot read video {path}: OpenCV cannot decode it (not a "
+                                   "video, damaged, or a container without frames)")
     ok, first = capture.read()
     if not ok or first is None or first.size == 0:
         capture.release()
-        raise VideoSourceError(f"no frames in {name}" if camera is None
+        raise VideoSourceError(f"no frames in video {name}" if camera is None
                                else f"camera {camera} opened but gave no frame")
     return VideoSource(capture, first, name, live=camera is not None)
