@@ -90,7 +90,9 @@ def run_analysis(options: AnalyzeOptions) -> dict:
             "frames_read": source.frames_read,
             "frames_processed": stats.frames,
             "duration_s": round(stats.last_time_s, 3),
-            "ended_early": bool(source.frame_count and source.frames_read < source.frame_count),
+            # the stream stopped before its declared length (not because of Ctrl-C)
+            "ended_early": bool(not stats.interrupted and source.frame_count
+                                and source.frames_read < source.frame_count),
             "interrupted": stats.interrupted,
             "pipeline_seconds": round(elapsed, 3),
             "pipeline_fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
