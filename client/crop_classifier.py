@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import torch
 
+from emofl.common.classes import NUM_CLASSES
 from emofl.common.face_dataset import IMAGE_SIZE
 from emofl.common.model import EmotionNet
 from emofl.common.preprocessing import preprocess_faces
@@ -63,7 +64,7 @@ class AdaptiveFaceClassifier:
         self.classified += len(stale)
         self.reused += len(participants) - len(stale)
         return np.array([self._probs[p] for p in participants], dtype=np.float32).reshape(
-            len(participants), -1)
+            len(participants), NUM_CLASSES)
 
     def _needs_model(self, participant: int, crop: np.ndarray) -> bool:
         last = self._crops.get(participant)

@@ -155,8 +155,9 @@ class FaceTracker:
         detection matched."""
         boxes = np.array([t.box for t in self.tracks]).reshape(-1, 4)
         pairs = _greedy_pairs(iou(boxes, detections), self.match_iou)
-        rest_t = [i for i in range(len(boxes)) if i not in {t for t, _ in pairs}]
-        rest_d = [i for i in range(len(detections)) if i not in {d for _, d in pairs}]
+        taken_t, taken_d = {t for t, _ in pairs}, {d for _, d in pairs}
+        rest_t = [i for i in range(len(boxes)) if i not in taken_t]
+        rest_d = [i for i in range(len(detections)) if i not in taken_d]
         nearness = 1 - centre_distance(boxes[rest_t], detections[rest_d])
         pairs += [(rest_t[t], rest_d[d])
                   for t, d in _greedy_pairs(nearness, 1 - self.match_distance)]

@@ -22,6 +22,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
+from emofl.common.classes import NUM_CLASSES
 from emofl.common.meeting_analytics import Alert, MeetingAnalytics
 
 from .annotated_video import AnnotatedVideo
@@ -46,7 +47,7 @@ class PassThrough:
     """No smoothing: the frame model's probabilities as they are."""
 
     def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
-        return np.asarray(probs, dtype=np.float32).reshape(len(participants), -1)
+        return np.asarray(probs, dtype=np.float32).reshape(len(participants), NUM_CLASSES)
 
     def forget(self, participant: int) -> None:
         """Nothing is kept per participant."""
@@ -99,8 +100,9 @@ class StageTimer:
 
 @dataclass
 class RunStats:
-    """What a run did: frames processed, whether the stream ended before its declared length
-    or the run was interrupted, stage times, model use."""
+    """What a run did: frames processed, the last one's time, detection passes, whether it was
+    interrupted (Ctrl-C), seconds per stage, faces classified by the CNN and answered from
+    the cache."""
 
     frames: int = 0
     last_time_s: float = 0.0
@@ -199,7 +201,7 @@ class MeetingAnalyzer:
     def _record(self, frame: Frame, shown: list[Track], hidden: list[np.ndarray]) -> None:
         ids = [t.id for t in shown]
         boxes = np.array([t.box for t in shown]).reshape(-1, 4)
-        probs = np.array([self._smoothed[i] for i in ids]).reshape(len(ids), -1)
+        probs = np.array([self._smoothed[i] for i in ids]).reshape(len(ids), NUM_CLASSES)
         engagement, fired = self.analytics.add(frame.time_s, ids, probs)
         if self.timeline is not None:
             self.timeline.write(frame.index, frame.time_s, ids, boxes, probs, engagement)

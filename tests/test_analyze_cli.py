@@ -194,3 +194,18 @@ def test_fps_limit_takes_evenly_spaced_frames(video):
     # 10 fps video at most 4 per second: frames 0, 2.5, 5, ... rounded up to whole frames
     assert [i for i, _ in frames] == [0, 3, 5, 8, 10, 13, 15, 18, 20, 23, 25, 28, 30, 33, 35, 38]
     assert frames[1][1] == pytest.approx(0.3)
+
+
+def test_a_video_without_faces_gives_empty_results(tmp_path, capfd):
+    video = tmp_path / "empty_room.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (160, 120))
+    for i in range(15):
+        writer.write(np.full((120, 160, 3), 40 + 5 * i, np.uint8))
+    writer.release()
+    code, _ = run_main(capfd, str(video), "--out", str(tmp_path / "out"))
+    assert code == 0
+    columns, rows = read_rows(tmp_path / "out" / "timeline.csv")
+    assert columns == EXPECTED_COLUMNS and rows == []
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["participants"] == {} and summary["run"]["frames_processed"] == 15
+    assert {p.name for p in (tmp_path / "out" / "plots").iterdir()} == PLOTS
