@@ -22,7 +22,13 @@ from emofl.common.temporal_store import SHIPPED_TEMPORAL_MODEL, load_temporal_mo
 
 from .annotated_video import AnnotatedVideo
 from .crop_classifier import AdaptiveFaceClassifier
-from .meeting_analyzer import AnalyzerSettings, MeetingAnalyzer, PassThrough, Smoother
+from .meeting_analyzer import (
+    AnalyzerSettings,
+    MeetingAnalyzer,
+    PassThrough,
+    RunStats,
+    Smoother,
+)
 from .meeting_report import TimelineWriter, write_plots, write_summary
 from .video_source import VideoSource, open_source
 
@@ -59,7 +65,8 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     """Analyse the meeting and write every output; returns where they are and a few totals."""
     if options.smoothing not in SMOOTHING:
         raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}")
-    weights = parse_weights(options.weights)
+    analytics = MeetingAnalytics(parse_weights(options.weights), options.window_s,
+                                 options.alert_seconds)
     out = Path(options.out)
     taken = [name for name in OUTPUT_FILES if (out / name).exists()]
     if taken:
@@ -69,46 +76,20 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     settings = options.pipeline
     if settings.analysis_fps is None:
         settings = replace(settings, analysis_fps=rate)
-    source = open_source(options.video, options.camera)
-    with source:
-        # One thread: a batch of a few 48x48 faces gains nothing from more, and the other core
-        # stays free for video decoding.
+    with open_source(options.video, options.camera) as source:
+        # One torch thread: a batch of a few 48x48 faces gains nothing from more, and the other
+        # core is left to OpenCV (decoding, detection).
         torch.set_num_threads(1)
         out.mkdir(parents=True, exist_ok=True)
-        analytics = MeetingAnalytics(weights, options.window_s, options.alert_seconds)
         started = time.perf_counter()
         stats, annotated_path = _run_pipeline(options, settings, source, model, smoother,
                                               analytics, out)
-        elapsed = time.perf_counter() - started
-        run = {
-            "source": source.name,
-            "live": source.live,
-            "width": source.width,
-            "height": source.height,
-            "native_fps": source.native_fps,
-            "frames_declared": source.frame_count,
-            "frames_read": source.frames_read,
-            "frames_processed": stats.frames,
-            "duration_s": round(stats.last_time_s, 3),
-            # the stream stopped before its declared length (not because of Ctrl-C)
-            "ended_early": bool(not stats.interrupted and source.frame_count
-                                and source.frames_read < source.frame_count),
-            "interrupted": stats.interrupted,
-            "pipeline_seconds": round(elapsed, 3),
-            "pipeline_fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
-            "stage_seconds": stats.seconds,
-            "detections": stats.detections,
-            "faces_classified": stats.faces_classified,
-            "faces_reused": stats.faces_reused,
-            "settings": {**asdict(settings), "exclude": sorted(settings.exclude),
-                         "change_threshold": options.change_threshold,
-                         "window_s": options.window_s, "alert_seconds": options.alert_seconds,
-                         "weights": dict(zip(CLASSES, weights.tolist(), strict=True))},
-            "frame_model": options.model or "shipped",
-            "frame_model_validation_accuracy": model_card.get("validation", {}).get("accuracy"),
-            "smoothing": smoothing,
-            "command": options.command,
-        }
+        run = _describe_run(source, stats, time.perf_counter() - started, settings, options,
+                            analytics)
+    run.update({"frame_model": options.model or "shipped",
+                "frame_model_validation_accuracy": model_card.get("validation", {}).get(
+                    "accuracy"),
+                "smoothing": smoothing, "command": options.command})
     summary = write_summary(out / "summary.json", analytics, run)
     plots = write_plots(out / "plots", analytics)
     return {
@@ -121,6 +102,37 @@ def run_analysis(options: AnalyzeOptions) -> dict:
         "interrupted": run["interrupted"],
         "files": [str(out / name) for name in OUTPUT_FILES] + [str(p) for p in plots]
                  + ([str(annotated_path)] if annotated_path else []),
+    }
+
+
+def _describe_run(source: VideoSource, stats: RunStats, elapsed: float,
+                  settings: AnalyzerSettings, options: AnalyzeOptions,
+                  analytics: MeetingAnalytics) -> dict:
+    """The `run` section of summary.json: the source, what was processed, how fast, how."""
+    return {
+        "source": source.name,
+        "live": source.live,
+        "width": source.width,
+        "height": source.height,
+        "native_fps": source.native_fps,
+        "frames_declared": source.frame_count,
+        "frames_read": source.frames_read,
+        "frames_processed": stats.frames,
+        "duration_s": round(stats.last_time_s, 3),
+        # the stream stopped before its declared length (not because of Ctrl-C)
+        "ended_early": bool(not stats.interrupted and source.frame_count
+                            and source.frames_read < source.frame_count),
+        "interrupted": stats.interrupted,
+        "pipeline_seconds": round(elapsed, 3),
+        "pipeline_fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
+        "stage_seconds": stats.seconds,
+        "detections": stats.detections,
+        "faces_classified": stats.faces_classified,
+        "faces_reused": stats.faces_reused,
+        "settings": {**asdict(settings), "exclude": sorted(settings.exclude),
+                     "change_threshold": options.change_threshold,
+                     "window_s": options.window_s, "alert_seconds": options.alert_seconds,
+                     "weights": dict(zip(CLASSES, analytics.weights.tolist(), strict=True))},
     }
 
 

@@ -179,6 +179,8 @@ class MeetingAnalytics:
 
     def __init__(self, weights: np.ndarray, window_s: float = 10.0,
                  alert_seconds: float = 10.0, room_bin_s: float = 1.0) -> None:
+        if window_s <= 0:
+            raise ValueError(f"stability window must be positive, got {window_s}")
         self.weights = np.asarray(weights, dtype=np.float64)
         self.window_s = window_s
         self.room_bin_s = room_bin_s
