@@ -49,6 +49,16 @@ class EncryptedHeadClient:
         self.timeout_s = timeout_s
         self._channel = _channel(address, tls_ca)
         self._stub = pb_grpc.EncryptedHeadStub(self._channel)
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        try:
+            self._open_session(backbone_digest)
+        except BaseException:
+            self._channel.close()
+            raise
+
+    def _open_session(self, backbone_digest: str) -> None:
+        """Check the head fits this device, make the session's keys, upload the public part."""
         self.description = self._call(self._stub.Describe, pb.DescribeRequest())
         self._check_description(backbone_digest)
         params = HeadCkksParams(self.description.poly_modulus_degree,
@@ -60,8 +70,6 @@ class EncryptedHeadClient:
         reply = self._call(self._stub.OpenSession, pb.OpenSessionRequest(
             encryption_parameters=parameters, galois_keys=galois_keys))
         self.session_id = reply.session_id
-        self.bytes_sent = 0
-        self.bytes_received = 0
 
     def _call(self, method, request):
         try:

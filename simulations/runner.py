@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -46,6 +47,40 @@ def resumed_settings(requested: RunSettings, saved: dict) -> RunSettings:
     """The `saved` settings of the run being resumed; only the number of rounds may change."""
     return RunSettings.from_config({**saved, "rounds": requested.rounds, "resume": True,
                                     "command": requested.command or saved.get("command", "")})
+
+
+# Ray's head node occasionally fails to start within its fixed 30 s on a busy 2-core machine
+# (its GCS never writes its port file); a second start then succeeds.
+RAY_START_ATTEMPTS = 2
+_RAY_START_FAILURE = ("Timed out waiting for file", "gcs_server_port")
+
+
+def ray_did_not_start(error: BaseException) -> bool:
+    """Whether `error`, raised by `ray.init`, says Ray's head node did not start in time."""
+    return all(fragment in str(error) for fragment in _RAY_START_FAILURE)
+
+
+def start_ray(init_args: dict) -> None:
+    """Start a fresh local Ray for the simulation engine, once more if the head node stalls.
+
+    Flower's Ray backend starts Ray only when none is running, so starting it here, before the
+    ServerApp exists, lets a stalled start be retried without a half-started run behind it.
+    """
+    import ray  # heavy import: only when a run starts
+
+    if ray.is_initialized():
+        ray.shutdown()
+    # As Flower does: Ray's workers get the driver's import path.
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}}
+    for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        try:
+            ray.init(runtime_env=runtime_env, **init_args)
+            return
+        except RuntimeError as err:
+            if attempt == RAY_START_ATTEMPTS or not ray_did_not_start(err):
+                raise
+            logging.getLogger(__name__).warning(
+                "Ray's head node did not start in time; starting it again")
 
 
 def _backend_config(settings: RunSettings) -> dict:
@@ -92,11 +127,13 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
     from flwr.simulation import run_simulation  # heavy import: only when a run starts
 
     started = time.perf_counter()
+    backend_config = _backend_config(settings)
+    start_ray(backend_config["init_args"])  # Flower's Ray backend uses a running Ray as it is
     run_simulation(
         server_app=build_server_app(overrides, on_round),
         client_app=build_client_app(overrides),
         num_supernodes=settings.num_clients,
-        backend_config=_backend_config(settings),
+        backend_config=backend_config,
     )
     bar.close()
     if settings.secure_agg == "ckks":

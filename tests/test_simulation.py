@@ -114,3 +114,32 @@ def test_interrupted_run_resumes_with_its_saved_settings(tmp_path, settings):
     changed = any(not torch.equal(after_one.model_state[k], resumed.model_state[k])
                   for k in resumed.model_state)
     assert changed
+
+
+def test_only_a_ray_start_failure_is_retried():
+    from emofl.simulations.runner import ray_did_not_start
+
+    stalled = RuntimeError("Timed out waiting for file /tmp/ray/session_x/gcs_server_port_abc")
+    assert ray_did_not_start(stalled)
+    assert not ray_did_not_start(RuntimeError("Maybe you called ray.init twice by accident?"))
+
+
+def test_a_stalled_ray_start_is_retried_and_the_run_completes(tmp_path, settings, monkeypatch):
+    """A GCS that exits at once (unknown system config) never writes its port file, exactly
+    as a stalled one: the first start times out after 30 s, the second must carry the run."""
+    import ray
+
+    real_init, starts = ray.init, []
+
+    def first_start_stalls(**kwargs):
+        starts.append(kwargs)
+        if len(starts) == 1:
+            kwargs = {**kwargs, "_system_config": {"not_a_ray_setting": 1}}
+        return real_init(**kwargs)
+
+    monkeypatch.setattr(ray, "init", first_start_stalls)
+    summary = simulate(settings(tmp_path / "run", rounds=1, num_clients=2), progress=False)
+    assert len(starts) == 2
+    assert summary["rounds"] == 1
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [c["id"] for c in metrics["rounds"][0]["clients"]] == [0, 1]
