@@ -49,19 +49,24 @@ def resumed_settings(requested: RunSettings, saved: dict) -> RunSettings:
                                     "command": requested.command or saved.get("command", "")})
 
 
-# Ray's head node occasionally fails to start within its fixed 30 s on a busy 2-core machine
-# (its GCS never writes its port file); a second start then succeeds.
-RAY_START_ATTEMPTS = 2
-_RAY_START_FAILURE = ("Timed out waiting for file", "gcs_server_port")
+# On a busy 2-core machine, one of Ray's head processes occasionally does not come up within
+# Ray's fixed 30 s: the GCS never writes its port file, or the raylet never registers. Nothing
+# has run yet, so the start is simply tried again.
+RAY_START_ATTEMPTS = 3
+_RAY_START_FAILURES = (
+    ("Timed out waiting for file", "gcs_server_port"),
+    ("The current node timed out during startup",),
+)
 
 
 def ray_did_not_start(error: BaseException) -> bool:
-    """Whether `error`, raised by `ray.init`, says Ray's head node did not start in time."""
-    return all(fragment in str(error) for fragment in _RAY_START_FAILURE)
+    """Whether `error`, raised by `ray.init`, says a Ray head process did not start in time."""
+    return any(all(fragment in str(error) for fragment in failure)
+               for failure in _RAY_START_FAILURES)
 
 
 def start_ray(init_args: dict) -> None:
-    """Start a fresh local Ray for the simulation engine, once more if the head node stalls.
+    """Start a fresh local Ray for the simulation engine, again if its head node stalls.
 
     Flower's Ray backend starts Ray only when none is running, so starting it here, before the
     ServerApp exists, lets a stalled start be retried without a half-started run behind it.
@@ -76,11 +81,12 @@ def start_ray(init_args: dict) -> None:
         try:
             ray.init(runtime_env=runtime_env, **init_args)
             return
-        except RuntimeError as err:
+        except Exception as err:  # Ray raises a bare Exception when the raylet stalls
             if attempt == RAY_START_ATTEMPTS or not ray_did_not_start(err):
                 raise
+            ray.shutdown()  # stop whatever part of the head node did start
             logging.getLogger(__name__).warning(
-                "Ray's head node did not start in time; starting it again")
+                "Ray's head node did not start in time (%s); starting it again", err)
 
 
 def _backend_config(settings: RunSettings) -> dict:

@@ -121,6 +121,8 @@ def test_only_a_ray_start_failure_is_retried():
 
     stalled = RuntimeError("Timed out waiting for file /tmp/ray/session_x/gcs_server_port_abc")
     assert ray_did_not_start(stalled)
+    assert ray_did_not_start(Exception("The current node timed out during startup. This could "
+                                       "happen because some of the raylet failed to startup"))
     assert not ray_did_not_start(RuntimeError("Maybe you called ray.init twice by accident?"))
 
 
