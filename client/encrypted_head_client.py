@@ -23,7 +23,7 @@ from .head_encryption import DeviceHeadKeys
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-class HeadServiceError(RuntimeError):
+class HeadServiceError(ConnectionError):
     """The service could not be reached, or refused a request; the message says which."""
 
 

@@ -17,6 +17,7 @@ from emofl.common.classes import CLASSES
 from emofl.common.model import EmotionNet
 from emofl.common.preprocessing import preprocess_face
 
+from .crop_classifier import crop_face
 from .face_detector import HaarFaceDetector, scaled_frame
 
 # Faces per backbone forward and per encrypted request.
@@ -59,11 +60,9 @@ def _crops_of(path: str, detector: HaarFaceDetector | None) -> list[FaceCrop]:
     image = read_gray(path)
     if detector is None:
         return [FaceCrop(path, preprocess_face(image))]
-    crops = []
-    for x, y, w, h in detector.detect(scaled_frame(image, DETECT_WIDTH)).round().astype(int):
-        face = image[max(y, 0):y + h, max(x, 0):x + w]
-        crops.append(FaceCrop(path, preprocess_face(face), (int(x), int(y), int(w), int(h))))
-    return crops
+    return [FaceCrop(path, preprocess_face(crop_face(image, box)),
+                     tuple(int(v) for v in box.round()))
+            for box in detector.detect(scaled_frame(image, DETECT_WIDTH))]
 
 
 def face_crops(paths: Iterable[str], detect: bool) -> Iterator[FaceCrop | ImageProblem]:
@@ -90,16 +89,11 @@ def local_head(model: EmotionNet) -> LogitsFn:
     return logits
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
 def classify_batch(crops: list[FaceCrop], model: EmotionNet, head: LogitsFn) -> list[dict]:
     """One result per crop: file, label, class probabilities (and box when detected)."""
     with torch.inference_mode():
         features = model.features(torch.from_numpy(np.stack([c.model_input for c in crops])))
-    probs = _softmax(head(features.double().numpy()))
+    probs = torch.softmax(torch.from_numpy(head(features.double().numpy())), dim=1).numpy()
     results = []
     for crop, p in zip(crops, probs, strict=True):
         result = {"file": crop.file, "label": CLASSES[int(p.argmax())],

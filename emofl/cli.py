@@ -341,13 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from emofl.client.encrypted_head_client import HeadServiceError
     from emofl.common.face_dataset import DataError
     from emofl.common.model_store import ModelError
 
-    # CkksError and KeyFileError are ValueErrors too.
-    return (DataError, ModelError, HeadServiceError, ValueError, FileNotFoundError,
-            PermissionError)
+    # CkksError and KeyFileError are ValueErrors; the encrypted-head client's HeadServiceError
+    # is a ConnectionError.
+    return (DataError, ModelError, ValueError, FileNotFoundError, PermissionError,
+            ConnectionError)
 
 
 def main(argv: list[str] | None = None) -> int:
