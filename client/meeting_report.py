@@ -29,7 +29,7 @@ class TimelineWriter:
     temporal model, label the most probable class, box in original-frame pixels."""
 
     def __init__(self, path: Path) -> None:
-        self._handle = path.open("w", newline="")
+        self._handle = path.open("w", newline="", buffering=1)  # line-buffered: on disk as written
         self._csv = csv.writer(self._handle)
         self._csv.writerow(TIMELINE_COLUMNS)
 
