@@ -64,8 +64,8 @@ def _add_simulate(commands) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> dict:
-    from emofl.common.run_settings import RunSettings
-    from emofl.simulations.runner import simulate
+    from emofl.common.protocol.run_settings import RunSettings
+    from emofl.simulations.federation.runner import simulate
 
     if args.alpha < 0:
         raise ValueError(f"--alpha must be positive (or 0 for IID), got {args.alpha}")
@@ -84,7 +84,7 @@ def _simulate(args: argparse.Namespace) -> dict:
 
 
 def _print_simulation(summary: dict) -> None:
-    from emofl.simulations.runner import format_summary
+    from emofl.simulations.federation.runner import format_summary
 
     print(format_summary(summary))
 
@@ -102,19 +102,25 @@ def _add_pretrain(commands) -> None:
     p.add_argument("--batch-size", type=_positive_int, default=64)
     p.add_argument("--lr", type=_positive_float, default=3e-3)
     p.add_argument("--model-width", type=_positive_int, default=16)
+    p.add_argument("--model-kind", choices=("separable", "vgg"), default="separable",
+                   help="backbone: depthwise-separable blocks or VGG-style stages")
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--val-data", default="", help="report accuracy on this set")
     p.set_defaults(handler=_pretrain)
 
 
 def _pretrain(args: argparse.Namespace) -> dict:
-    from emofl.server.public_pretraining import PretrainSettings, pretrain
+    from emofl.server.federated.public_pretraining import PretrainSettings, pretrain
 
     if args.public_fraction >= 1:
         raise ValueError(f"--public-fraction must be below 1, got {args.public_fraction}")
     card = pretrain(PretrainSettings(
         data=args.data, out=args.out, fraction=args.public_fraction, seed=args.seed,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-        model_width=args.model_width, val_data=args.val_data, synthetic_size=args.synthetic_size,
+        model_width=args.model_width, model_kind=args.model_kind,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        val_data=args.val_data, synthetic_size=args.synthetic_size,
         command=shlex.join(["emofl", *sys.argv[1:]]),
     ))
     return {"out": args.out, "public_split": card["public_split"],
@@ -130,10 +136,10 @@ def _add_evaluate(commands) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> dict:
-    from emofl.common.datasets import load_dataset
-    from emofl.common.federated_data import to_faces
-    from emofl.common.model_store import load_model
-    from emofl.common.training import evaluate
+    from emofl.common.data.datasets import load_dataset
+    from emofl.common.data.federated_data import to_faces
+    from emofl.common.model.frame_store import load_model
+    from emofl.common.model.training import evaluate
 
     model, _ = load_model(args.model)
     faces = to_faces(load_dataset(args.data, split=args.split))
@@ -152,7 +158,7 @@ def _add_keys(commands) -> None:
 
 
 def _keys_init(args: argparse.Namespace) -> dict:
-    from emofl.common.key_files import init_keys
+    from emofl.common.crypto.key_files import init_keys
 
     return init_keys(args.out)
 
@@ -164,7 +170,7 @@ def _add_model_info(commands) -> None:
 
 
 def _model_info(model: str | None) -> dict:
-    from emofl.common.model_store import read_card
+    from emofl.common.model.frame_store import read_card
 
     return read_card(model)
 
@@ -179,7 +185,7 @@ def _add_demo(commands) -> None:
 
 
 def _demo(args: argparse.Namespace) -> dict:
-    from emofl.simulations.demo import default_demo_dir, run_demo
+    from emofl.simulations.federation.demo import default_demo_dir, run_demo
 
     return run_demo(args.out or default_demo_dir(), args.clients, args.rounds, args.epsilon,
                     command=shlex.join(["emofl", *sys.argv[1:]]))
@@ -200,7 +206,7 @@ def _serve_head(args: argparse.Namespace) -> dict:
     import signal
     import threading
 
-    from emofl.server.head_service import start_head_server
+    from emofl.server.head.service import start_head_server
 
     server, port, service = start_head_server(args.model, args.host, args.port,
                                               args.tls_cert, args.tls_key)
@@ -232,9 +238,9 @@ def _add_classify(commands) -> None:
 def _classify(args: argparse.Namespace) -> dict:
     from contextlib import ExitStack
 
-    from emofl.client.encrypted_head_client import EncryptedHeadClient
-    from emofl.client.image_classification import ImageProblem, classify_files, local_head
-    from emofl.common.model_store import backbone_sha256, load_model
+    from emofl.client.inference.encrypted_head_client import EncryptedHeadClient
+    from emofl.client.inference.image_classification import ImageProblem, classify_files, local_head
+    from emofl.common.model.frame_store import backbone_sha256, load_model
 
     if args.encrypted != bool(args.server):
         raise ValueError("--encrypted and --server HOST:PORT go together")
@@ -313,8 +319,8 @@ def _add_analyze(commands) -> None:
 def _analyze(args: argparse.Namespace) -> dict:
     from pathlib import Path
 
-    from emofl.client.analyze_run import AnalyzeOptions, run_analysis
-    from emofl.client.meeting_analyzer import AnalyzerSettings
+    from emofl.client.meeting.analyze_run import AnalyzeOptions, run_analysis
+    from emofl.client.meeting.analyzer import AnalyzerSettings
 
     if args.analysis_fps is not None and args.analysis_fps < 0:
         raise ValueError(f"--analysis-fps must be 0 or more, got {args.analysis_fps}")
@@ -341,8 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from emofl.common.face_dataset import DataError
-    from emofl.common.model_store import ModelError
+    from emofl.common.data.face_dataset import DataError
+    from emofl.common.model.frame_store import ModelError
 
     # CkksError and KeyFileError are ValueErrors; the encrypted-head client's HeadServiceError
     # is a ConnectionError.

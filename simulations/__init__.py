@@ -1,1 +1,2 @@
-"""emofl.simulations"""
+"""One-machine runs: simulation, training drivers, test galleries, benchmarks. May import all.
+"""

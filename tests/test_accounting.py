@@ -4,11 +4,11 @@ import pytest
 import torch
 from opacus.accountants import RDPAccountant
 
-from emofl.client.dp_training import plan_round, train_round
-from emofl.common.accounting import PrivacyLedger, noise_for_budget
-from emofl.common.federated_data import Faces
-from emofl.common.model import EmotionNet
-from emofl.common.run_settings import RunSettings
+from emofl.client.federated.dp_training import plan_round, train_round
+from emofl.common.data.federated_data import Faces
+from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.privacy.accounting import PrivacyLedger, noise_for_budget
+from emofl.common.protocol.run_settings import RunSettings
 
 DELTA = 1e-5
 

@@ -11,13 +11,13 @@ import pytest
 from cli_helpers import assert_one_line_error, run_emofl
 
 from emofl.cli import main
-from emofl.client.meeting_report import TIMELINE_COLUMNS
+from emofl.client.meeting.report import TIMELINE_COLUMNS
 
 # Imported before any test touches FFmpeg: the module quiets FFmpeg's console messages, which
 # takes effect when OpenCV first loads FFmpeg (in the real command it always comes first).
-from emofl.client.video_source import VideoSourceError, open_source
-from emofl.common.synthetic import make_synthetic_faces
-from emofl.simulations.gallery_video import GallerySpec, write_gallery_video
+from emofl.client.meeting.video_source import VideoSourceError, open_source
+from emofl.common.data.synthetic import make_synthetic_faces
+from emofl.simulations.gallery.video import GallerySpec, write_gallery_video
 
 SPEC = GallerySpec(width=400, height=300, rows=2, cols=2, fps=10.0, seconds=4.0, face_size=120,
                    segment_seconds=(1.0, 2.0), moving_tiles=1, absent_seconds=0, seed=1)

@@ -8,7 +8,7 @@ import pytest
 import tenseal as ts
 import torch
 
-from emofl.common.ckks import (
+from emofl.common.crypto.ckks import (
     DEFAULT_PARAMS,
     CkksError,
     CkksParams,
@@ -25,7 +25,7 @@ from emofl.common.ckks import (
     sum_encrypted,
     unflatten_state,
 )
-from emofl.common.model import EmotionNet
+from emofl.common.model.emotion_net import EmotionNet
 
 SLOTS = DEFAULT_PARAMS.slots
 LENGTH = SLOTS * 5 // 2  # three chunks, the last one half full

@@ -6,8 +6,8 @@ import pytest
 import torch
 from cli_helpers import assert_one_line_error, run_emofl
 
-from emofl.common.model import EmotionNet
-from emofl.common.model_store import save_model
+from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.model.frame_store import save_model
 
 
 @pytest.fixture()

@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from emofl.common.classes import CLASSES
-from emofl.common.datasets import load_dataset, load_fer_csv, load_image_folder
-from emofl.common.face_dataset import DataError
+from emofl.common.data.classes import CLASSES
+from emofl.common.data.datasets import load_dataset, load_fer_csv, load_image_folder
+from emofl.common.data.face_dataset import DataError
 
 ROWS = [(0, "Training"), (3, "Training"), (6, "PublicTest"), (4, "PrivateTest")]
 
@@ -221,6 +221,6 @@ def test_load_dataset_dispatches_on_spec(tmp_path):
 
 
 def test_load_dataset_synthetic():
-    pytest.importorskip("emofl.common.synthetic")
+    pytest.importorskip("emofl.common.data.synthetic")
     data = load_dataset("synthetic", synthetic_size=20, seed=1)
     assert len(data) == 20 and data.images.shape == (20, 48, 48)

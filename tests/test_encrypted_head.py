@@ -13,15 +13,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from emofl.client.encrypted_head_client import EncryptedHeadClient, HeadServiceError
-from emofl.client.head_encryption import DeviceHeadKeys
-from emofl.common import head_service_pb2 as pb
-from emofl.common import head_service_pb2_grpc as pb_grpc
-from emofl.common.model import EmotionNet
-from emofl.common.model_store import backbone_sha256, save_model
-from emofl.common.packed_head import PackedLayout, pack_features, pack_weights, unpack_logits
-from emofl.server.head_service import ServiceLimits, start_head_server
-from emofl.server.head_sessions import SessionStore, UnknownSessionError
+from emofl.client.inference.encrypted_head_client import EncryptedHeadClient, HeadServiceError
+from emofl.client.inference.head_encryption import DeviceHeadKeys
+from emofl.common.crypto.packed_head import PackedLayout, pack_features, pack_weights, unpack_logits
+from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.model.frame_store import backbone_sha256, save_model
+from emofl.common.protocol import head_service_pb2 as pb
+from emofl.common.protocol import head_service_pb2_grpc as pb_grpc
+from emofl.server.head.service import ServiceLimits, start_head_server
+from emofl.server.head.sessions import SessionStore, UnknownSessionError
 
 
 def expected_slots(logits: np.ndarray, layout: PackedLayout) -> np.ndarray:
@@ -64,7 +64,7 @@ def model_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(model_file):
-    from emofl.common.model_store import load_model
+    from emofl.common.model.frame_store import load_model
 
     return load_model(model_file)[0]
 
@@ -161,8 +161,8 @@ def test_malformed_requests_get_clear_statuses_and_the_service_survives(service,
 def test_keys_without_the_needed_rotations_are_refused(service):
     import tenseal.sealapi as seal
 
-    from emofl.common import seal_bytes
-    from emofl.common.head_ckks import HEAD_PARAMS, galois_elements
+    from emofl.common.crypto import seal_bytes
+    from emofl.common.crypto.head_ckks import HEAD_PARAMS, galois_elements
 
     keys = DeviceHeadKeys(7)
     parameters, _ = keys.public_material()
@@ -174,7 +174,7 @@ def test_keys_without_the_needed_rotations_are_refused(service):
 
 
 def test_other_parameters_are_refused(service):
-    from emofl.common.head_ckks import HeadCkksParams
+    from emofl.common.crypto.head_ckks import HeadCkksParams
 
     keys = DeviceHeadKeys(7, HeadCkksParams(4096, (40, 30, 39), 30))
     parameters, galois = keys.public_material()

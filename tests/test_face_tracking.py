@@ -5,10 +5,10 @@ import cv2
 import numpy as np
 import pytest
 
-from emofl.client.face_detector import HaarFaceDetector, scaled_frame
-from emofl.client.face_tracker import FaceTracker, centre_distance, iou
-from emofl.client.video_source import open_source
-from emofl.common.synthetic import make_synthetic_faces
+from emofl.client.inference.face_detector import HaarFaceDetector, scaled_frame
+from emofl.client.meeting.face_tracker import FaceTracker, centre_distance, iou
+from emofl.client.meeting.video_source import open_source
+from emofl.common.data.synthetic import make_synthetic_faces
 
 FACE = 96  # face size in pixels
 WIDTH, HEIGHT, FPS = 320, 240, 15

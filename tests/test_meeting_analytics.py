@@ -4,8 +4,7 @@ cases."""
 import numpy as np
 import pytest
 
-from emofl.common.classes import CLASSES
-from emofl.common.meeting_analytics import (
+from emofl.client.meeting.analytics import (
     DEFAULT_WEIGHTS,
     MeetingAnalytics,
     NegativeStateAlerts,
@@ -15,6 +14,7 @@ from emofl.common.meeting_analytics import (
     stability,
     windowed_stability,
 )
+from emofl.common.data.classes import CLASSES
 
 ANGRY, FEAR, HAPPY, SAD, NEUTRAL = (CLASSES.index(c) for c in
                                     ("angry", "fear", "happy", "sad", "neutral"))

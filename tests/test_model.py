@@ -4,9 +4,9 @@ import torch
 from opacus import PrivacyEngine
 from opacus.validators import ModuleValidator
 
-from emofl.common.classes import NUM_CLASSES
-from emofl.common.model import FEATURE_DIM, EmotionNet
-from emofl.common.model_store import load_model, save_model
+from emofl.common.data.classes import NUM_CLASSES
+from emofl.common.model.emotion_net import FEATURE_DIM, EmotionNet
+from emofl.common.model.frame_store import load_model, save_model
 
 
 def test_backbone_features_and_head_logits():

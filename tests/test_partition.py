@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emofl.common.partition import partition_indices, split_public
+from emofl.common.data.partition import partition_indices, split_public
 
 LABELS = np.random.default_rng(0).integers(0, 7, 3000)
 

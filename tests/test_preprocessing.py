@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from emofl.common.augmentation import augment_batch
-from emofl.common.preprocessing import NORM_MEAN, NORM_STD, preprocess_face, preprocess_faces
+from emofl.common.data.augmentation import augment_batch
+from emofl.common.data.preprocessing import NORM_MEAN, NORM_STD, preprocess_face, preprocess_faces
 
 
 def faces(count: int = 8, seed: int = 0) -> np.ndarray:

@@ -9,16 +9,16 @@ import pytest
 import torch
 from flwr.app import ArrayRecord
 
-from emofl.client.encryption import encrypt_update, global_state
-from emofl.client.keys import load_client_keys
-from emofl.common.ckks import CkksError, flatten_state
-from emofl.common.ckks_records import from_arrays, to_arrays
-from emofl.common.key_files import PUBLIC_CONTEXT, SECRET_CONTEXT, init_keys
-from emofl.common.model import EmotionNet
-from emofl.common.run_settings import RunSettings
-from emofl.server.ckks_fedavg import CkksFedAvg
-from emofl.server.keys import load_server_keys
-from emofl.simulations.runner import simulate
+from emofl.client.federated.keys import load_client_keys
+from emofl.client.federated.update_encryption import encrypt_update, global_state
+from emofl.common.crypto.ckks import CkksError, flatten_state
+from emofl.common.crypto.key_files import PUBLIC_CONTEXT, SECRET_CONTEXT, init_keys
+from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.protocol.ckks_records import from_arrays, to_arrays
+from emofl.common.protocol.run_settings import RunSettings
+from emofl.server.federated.ckks_fedavg import CkksFedAvg
+from emofl.server.federated.keys import load_server_keys
+from emofl.simulations.federation.runner import simulate
 
 
 @pytest.fixture(scope="module")

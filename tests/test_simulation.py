@@ -11,10 +11,10 @@ import math
 import pytest
 import torch
 
-from emofl.common.run_settings import RunSettings
-from emofl.server.checkpoint import load_checkpoint
-from emofl.server.public_pretraining import PretrainSettings, pretrain
-from emofl.simulations.runner import RunDirError, simulate
+from emofl.common.protocol.run_settings import RunSettings
+from emofl.server.federated.checkpoint import load_checkpoint
+from emofl.server.federated.public_pretraining import PretrainSettings, pretrain
+from emofl.simulations.federation.runner import RunDirError, simulate
 
 CHANCE = 1 / 7
 
@@ -117,7 +117,7 @@ def test_interrupted_run_resumes_with_its_saved_settings(tmp_path, settings):
 
 
 def test_only_a_ray_start_failure_is_retried():
-    from emofl.simulations.runner import ray_did_not_start
+    from emofl.simulations.federation.runner import ray_did_not_start
 
     stalled = RuntimeError("Timed out waiting for file /tmp/ray/session_x/gcs_server_port_abc")
     assert ray_did_not_start(stalled)

@@ -5,8 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emofl.common.classes import NUM_CLASSES
-from emofl.common.synthetic import make_synthetic_faces
+from emofl.common.data.classes import NUM_CLASSES
+from emofl.common.data.synthetic import make_synthetic_faces
 
 
 def test_shapes_dtypes_and_source() -> None:

@@ -33,11 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from emofl.common.datasets import load_dataset
-from emofl.common.model_store import load_model
-from emofl.common.preprocessing import preprocess_faces
-from emofl.simulations.gallery_scoring import read_truth, score_timeline, still_accuracy
-from emofl.simulations.gallery_video import GallerySpec, write_gallery_video
+from emofl.common.data.datasets import load_dataset
+from emofl.common.data.preprocessing import preprocess_faces
+from emofl.common.model.frame_store import load_model
+from emofl.simulations.gallery.scoring import read_truth, score_timeline, still_accuracy
+from emofl.simulations.gallery.video import GallerySpec, write_gallery_video
 
 CONFIGS: dict[str, list[str]] = {
     "temporal": [],

@@ -4,7 +4,7 @@ Usage: python -m emofl.simulations.benchmarks.ckks_params [--clients 50] [--repe
 For each candidate: bytes per ciphertext and expansion against float32 (bytes per slot / 4),
 median encrypt / decrypt / add ms per ciphertext, context sizes, and two error figures from
 one ciphertext's worth of slots per client, encrypted, summed and decrypted with
-`emofl.common.ckks` (tags and checks included):
+`emofl.common.crypto.ckks` (tags and checks included):
 - `random`: updates n_i·w_i with n_i in [1000, 5000] and w_i uniform in [-10, 10];
 - `worst`: every client sends 5e4 (n_i = 5000, w = 10) in every slot, a sum of 2.5e6.
 `sum_error` is the max abs error of the encrypted sum; divided by Σn ≥ 1000 it must stay
@@ -20,8 +20,7 @@ import time
 import numpy as np
 import tenseal as ts
 
-from emofl.common.atomic_io import write_json
-from emofl.common.ckks import (
+from emofl.common.crypto.ckks import (
     DEFAULT_PARAMS,
     CkksParams,
     EncryptedUpdate,
@@ -35,6 +34,7 @@ from emofl.common.ckks import (
     sign_update,
     sum_encrypted,
 )
+from emofl.common.storage.atomic_io import write_json
 
 CANDIDATES = [
     CkksParams(8192, (60, 40, 40, 60), 40),  # TenSEAL tutorials' default

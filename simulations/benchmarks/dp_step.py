@@ -15,8 +15,8 @@ import warnings
 import torch
 from opacus import PrivacyEngine
 
-from emofl.client.dp_training import set_trainable
-from emofl.common.model import EmotionNet
+from emofl.client.federated.dp_training import set_trainable
+from emofl.common.model.emotion_net import EmotionNet
 
 
 def _step_fn(model, optimizer, images, labels):

@@ -27,10 +27,10 @@ import numpy as np
 import tenseal as ts
 import torch
 
-from emofl.client.encrypted_head_client import EncryptedHeadClient
-from emofl.common.datasets import load_dataset
-from emofl.common.federated_data import to_faces
-from emofl.common.model_store import SHIPPED_MODEL, backbone_sha256, load_model
+from emofl.client.inference.encrypted_head_client import EncryptedHeadClient
+from emofl.common.data.datasets import load_dataset
+from emofl.common.data.federated_data import to_faces
+from emofl.common.model.frame_store import SHIPPED_MODEL, backbone_sha256, load_model
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from emofl.client.encryption import encrypt_update, global_state
-from emofl.client.keys import load_client_keys
-from emofl.common.ckks import EncryptedUpdate, flatten_state, sum_encrypted
-from emofl.common.ckks_records import from_arrays, record_bytes, to_arrays
-from emofl.common.key_files import init_keys
-from emofl.common.model_store import load_model
-from emofl.server.keys import load_server_keys
+from emofl.client.federated.keys import load_client_keys
+from emofl.client.federated.update_encryption import encrypt_update, global_state
+from emofl.common.crypto.ckks import EncryptedUpdate, flatten_state, sum_encrypted
+from emofl.common.crypto.key_files import init_keys
+from emofl.common.model.frame_store import load_model
+from emofl.common.protocol.ckks_records import from_arrays, record_bytes, to_arrays
+from emofl.server.federated.keys import load_server_keys
 
 
 def _timed(fn):

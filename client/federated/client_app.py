@@ -1,0 +1,135 @@
+"""The device side of a federated round, as a Flower ClientApp (message API).
+
+`train`: load the global weights, run one round of local DP-SGD on this device's faces, and
+reply with the new weights (in CKKS mode: signed ciphertexts of n_i·w_i) plus the device's
+cumulative privacy spend. `evaluate`: score the global weights (decrypted in CKKS mode, where
+the server cannot) on the run's held-out faces. The same app serves `flwr run .` (settings
+from the run config) and `emofl simulate` (settings passed in when the app is built).
+"""
+
+import json
+import time
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from emofl.client.federated.dp_training import LocalUpdate, train_round
+from emofl.client.federated.keys import ClientKeys, load_client_keys
+from emofl.client.federated.ledger_store import load_ledger, save_ledger
+from emofl.client.federated.update_encryption import encrypt_update, global_state
+from emofl.common.data.federated_data import client_faces, public_split_of, validation_faces
+from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.model.frame_store import build_model
+from emofl.common.model.training import evaluate
+from emofl.common.protocol.ckks_records import record_bytes
+from emofl.common.protocol.run_settings import RunSettings
+
+
+def client_identity(context: Context, settings: RunSettings) -> tuple[int, int]:
+    """(this client's id, number of clients): the partition Flower assigned to this node."""
+    config = context.node_config
+    partitions = int(config.get("num-partitions", settings.num_clients))
+    return int(config.get("partition-id", 0)), partitions
+
+
+def ledger_dir(settings: RunSettings) -> Path:
+    return Path(settings.out) / "clients"
+
+
+def client_keys(settings: RunSettings) -> ClientKeys | None:
+    return load_client_keys(settings.key_dir) if settings.encrypted else None
+
+
+def _global_model(msg: Message, keys: ClientKeys | None) -> EmotionNet:
+    config = msg.content["config"]
+    model = build_model({"width": int(config["model-width"]),
+                         "feature_dim": int(config["feature-dim"])})
+    model.load_state_dict(global_state(msg.content["arrays"], model.state_dict(), keys))
+    return model
+
+
+def _outgoing(update: LocalUpdate, keys: ClientKeys | None) -> ArrayRecord:
+    if update.state_dict is None:
+        return ArrayRecord()
+    if keys is None:
+        return ArrayRecord(update.state_dict)
+    return encrypt_update(update.state_dict, update.num_examples, keys)
+
+
+def _train_reply(msg: Message, client_id: int, update: LocalUpdate, ledger, settings: RunSettings,
+                 arrays: ArrayRecord, seconds: float) -> Message:
+    plan = update.plan
+    epsilon = ledger.epsilon(settings.delta) if settings.dp else float("inf")
+    metrics = MetricRecord({
+        "num-examples": update.num_examples,
+        "client-id": client_id,
+        "epsilon": epsilon,
+        "delta": settings.delta if settings.dp else 0.0,
+        "noise-multiplier": plan.noise_multiplier,
+        "sample-rate": plan.sample_rate,
+        "steps": ledger.steps if settings.dp else plan.steps,
+        "max-grad-norm": settings.max_grad_norm if settings.dp else 0.0,
+        "train-loss": 0.0 if update.refused else update.train_loss,
+        "train-seconds": seconds,
+        "bytes-up": record_bytes(arrays),
+        "refused": int(bool(update.refused)),
+    })
+    privacy = ConfigRecord({
+        "accountant": ledger.accountant if settings.dp else "none",
+        "ledger": json.dumps(ledger.to_dict()),
+        "refusal": update.refused,
+    })
+    content = RecordDict({"arrays": arrays, "metrics": metrics, "privacy": privacy})
+    return Message(content=content, reply_to=msg)
+
+
+def _seed(settings: RunSettings, msg: Message, client_id: int) -> int | None:
+    """None (fresh OS entropy) under DP; a seed derived from the run's otherwise, so that
+    non-private runs are reproducible."""
+    if settings.dp:
+        return None
+    return settings.seed * 1_000_003 + int(msg.content["config"]["global-round"]) * 1009 + client_id
+
+
+def build_client_app(overrides: dict | None = None) -> ClientApp:
+    """A ClientApp whose settings are the run config updated with `overrides`."""
+    app = ClientApp()
+
+    def settings_of(context: Context) -> RunSettings:
+        return RunSettings.from_config({**context.run_config, **(overrides or {})})
+
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        started = time.perf_counter()
+        torch.set_num_threads(1)
+        settings = settings_of(context)
+        client_id, num_clients = client_identity(context, settings)
+        faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
+        keys = client_keys(settings)
+        model = _global_model(msg, keys)
+        ledger = load_ledger(ledger_dir(settings), client_id, settings.accountant)
+        update = train_round(model, faces, settings, ledger, _seed(settings, msg, client_id))
+        if not update.refused and settings.dp:
+            save_ledger(ledger_dir(settings), client_id, ledger)
+        arrays = _outgoing(update, keys)
+        seconds = time.perf_counter() - started
+        return _train_reply(msg, client_id, update, ledger, settings, arrays, seconds)
+
+    @app.evaluate()
+    def evaluate_global_model(msg: Message, context: Context) -> Message:
+        torch.set_num_threads(1)
+        settings = settings_of(context)
+        client_id, _ = client_identity(context, settings)
+        faces = validation_faces(settings)
+        model = _global_model(msg, client_keys(settings))
+        result = evaluate(model, faces.images, faces.labels)
+        metrics = MetricRecord({"num-examples": result.n, "accuracy": result.accuracy,
+                                "loss": result.loss, "client-id": client_id})
+        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+
+    return app
+
+
+app = build_client_app()

@@ -1,0 +1,119 @@
+"""Classifying face images on the device, with the head run locally or on an encrypted-head
+service: the job behind `emofl classify`.
+
+Images are read one at a time and their faces classified in batches, so a long list of files
+streams results; an image that cannot be read is reported and skipped, never fatal.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from emofl.client.inference.face_crop import crop_face
+from emofl.client.inference.face_detector import HaarFaceDetector, scaled_frame
+from emofl.common.data.classes import CLASSES
+from emofl.common.data.preprocessing import preprocess_face
+from emofl.common.model.emotion_net import EmotionNet
+
+# Faces per backbone forward and per encrypted request.
+BATCH_FACES = 64
+# Images wider than this are shrunk before Haar detection (boxes are scaled back).
+DETECT_WIDTH = 640
+
+LogitsFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """One face to classify: its image file, model input (1, 48, 48), and box if detected."""
+
+    file: str
+    model_input: np.ndarray
+    box: tuple[int, int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ImageProblem:
+    """An image that yielded no faces to classify, and why."""
+
+    file: str
+    reason: str
+    fatal: bool
+
+
+def read_gray(path: str) -> np.ndarray:
+    """The image at `path` as grayscale uint8; a ValueError names the file otherwise."""
+    if not Path(path).is_file():
+        raise ValueError(f"image not found: {path}")
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+    if image is None or image.size == 0:
+        raise ValueError(f"cannot decode image: {path}")
+    return image
+
+
+def _crops_of(path: str, detector: HaarFaceDetector | None) -> list[FaceCrop]:
+    image = read_gray(path)
+    if detector is None:
+        return [FaceCrop(path, preprocess_face(image))]
+    return [FaceCrop(path, preprocess_face(crop_face(image, box)),
+                     tuple(int(v) for v in box.round()))
+            for box in detector.detect(scaled_frame(image, DETECT_WIDTH))]
+
+
+def face_crops(paths: Iterable[str], detect: bool) -> Iterator[FaceCrop | ImageProblem]:
+    """Each image's faces (the whole image is one face unless `detect`), or its problem."""
+    detector = HaarFaceDetector() if detect else None
+    for path in paths:
+        try:
+            crops = _crops_of(path, detector)
+        except ValueError as err:
+            yield ImageProblem(path, str(err), fatal=True)
+            continue
+        if not crops:
+            yield ImageProblem(path, f"no face found in {path}", fatal=False)
+        yield from crops
+
+
+def local_head(model: EmotionNet) -> LogitsFn:
+    """Logits from features with the model's own head, in the clear on this device."""
+
+    def logits(features: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model.head(torch.from_numpy(features).float()).double().numpy()
+
+    return logits
+
+
+def classify_batch(crops: list[FaceCrop], model: EmotionNet, head: LogitsFn) -> list[dict]:
+    """One result per crop: file, label, class probabilities (and box when detected)."""
+    with torch.inference_mode():
+        features = model.features(torch.from_numpy(np.stack([c.model_input for c in crops])))
+    probs = torch.softmax(torch.from_numpy(head(features.double().numpy())), dim=1).numpy()
+    results = []
+    for crop, p in zip(crops, probs, strict=True):
+        result = {"file": crop.file, "label": CLASSES[int(p.argmax())],
+                  "probs": {name: round(float(v), 6) for name, v in zip(CLASSES, p, strict=True)}}
+        if crop.box is not None:
+            result["box"] = list(crop.box)
+        results.append(result)
+    return results
+
+
+def classify_files(paths: Iterable[str], model: EmotionNet, head: LogitsFn,
+                   detect: bool) -> Iterator[dict | ImageProblem]:
+    """Results for every face in `paths`, in batches of BATCH_FACES, and each problem image."""
+    batch: list[FaceCrop] = []
+    for item in face_crops(paths, detect):
+        if isinstance(item, ImageProblem):
+            yield item
+            continue
+        batch.append(item)
+        if len(batch) == BATCH_FACES:
+            yield from classify_batch(batch, model, head)
+            batch = []
+    if batch:
+        yield from classify_batch(batch, model, head)

@@ -1,0 +1,184 @@
+"""One `emofl analyze` run: check the inputs, load the models, run the pipeline, write the outputs.
+
+Everything a user can get wrong (weights, output folder, model files, the video or camera) is
+checked before the output folder is created, so a bad command leaves nothing behind. Files
+written to `out`: timeline.csv, summary.json, plots/*.png, and annotated.mp4 only with
+`save_annotated`.
+"""
+
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from emofl.client.meeting.analytics import Alert, MeetingAnalytics, parse_weights
+from emofl.client.meeting.analyzer import (
+    AnalyzerSettings,
+    MeetingAnalyzer,
+    PassThrough,
+    RunStats,
+    Smoother,
+)
+from emofl.client.meeting.annotated_video import AnnotatedVideo
+from emofl.client.meeting.crop_classifier import AdaptiveFaceClassifier
+from emofl.client.meeting.report import TimelineWriter, write_plots, write_summary
+from emofl.client.meeting.video_source import VideoSource, open_source
+from emofl.common.data.classes import CLASSES
+from emofl.common.model.frame_store import load_model, read_card
+from emofl.common.model.temporal import EmaSmoother, TemporalSmoother
+from emofl.common.model.temporal_store import SHIPPED_TEMPORAL_MODEL, load_temporal_model
+
+SMOOTHING = ("temporal", "ema", "none")
+# When the temporal model's card does not say: the EMA's weight of a new step, and the rate
+# (steps per second) the model was trained at.
+DEFAULT_EMA_ALPHA = 0.3
+DEFAULT_ANALYSIS_FPS = 10.0
+OUTPUT_FILES = ("timeline.csv", "summary.json")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    """A whole run: source (`video` or `camera`), output folder, models and analytics."""
+
+    out: Path
+    video: str | None = None
+    camera: int | None = None
+    model: str | None = None
+    temporal_model: str | None = None
+    smoothing: str = "temporal"
+    ema_alpha: float | None = None
+    weights: str = ""
+    window_s: float = 10.0
+    alert_seconds: float = 10.0
+    change_threshold: float = 4.0
+    save_annotated: bool = False
+    pipeline: AnalyzerSettings = field(default_factory=AnalyzerSettings)
+    progress: bool = True
+    command: str = ""
+
+
+def run_analysis(options: AnalyzeOptions) -> dict:
+    """Analyse the meeting and write every output; returns where they are and a few totals."""
+    if options.smoothing not in SMOOTHING:
+        raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}")
+    analytics = MeetingAnalytics(parse_weights(options.weights), options.window_s,
+                                 options.alert_seconds)
+    out = Path(options.out)
+    taken = [name for name in OUTPUT_FILES if (out / name).exists()]
+    if taken:
+        raise ValueError(f"{out} already holds an analysis ({taken[0]}); choose another --out")
+    model, model_card = load_model(options.model)
+    smoother, smoothing, rate = _smoother(options)
+    settings = options.pipeline
+    if settings.analysis_fps is None:
+        settings = replace(settings, analysis_fps=rate)
+    with open_source(options.video, options.camera) as source:
+        # One torch thread: a batch of a few 48x48 faces gains nothing from more, and the other
+        # core is left to OpenCV (decoding, detection).
+        torch.set_num_threads(1)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        stats, annotated_path = _run_pipeline(options, settings, source, model, smoother,
+                                              analytics, out)
+        run = _describe_run(source, stats, time.perf_counter() - started, settings, options,
+                            analytics)
+    run.update({"frame_model": options.model or "shipped",
+                "frame_model_validation_accuracy": model_card.get("validation", {}).get(
+                    "accuracy"),
+                "smoothing": smoothing, "command": options.command})
+    summary = write_summary(out / "summary.json", analytics, run)
+    plots = write_plots(out / "plots", analytics)
+    return {
+        "out": str(out),
+        "frames_processed": stats.frames,
+        "participants": len(summary["participants"]),
+        "alerts": len(summary["alerts"]),
+        "pipeline_fps": run["pipeline_fps"],
+        "ended_early": run["ended_early"],
+        "interrupted": run["interrupted"],
+        "files": [str(out / name) for name in OUTPUT_FILES] + [str(p) for p in plots]
+                 + ([str(annotated_path)] if annotated_path else []),
+    }
+
+
+def _describe_run(source: VideoSource, stats: RunStats, elapsed: float,
+                  settings: AnalyzerSettings, options: AnalyzeOptions,
+                  analytics: MeetingAnalytics) -> dict:
+    """The `run` section of summary.json: the source, what was processed, how fast, how."""
+    return {
+        "source": source.name,
+        "live": source.live,
+        "width": source.width,
+        "height": source.height,
+        "native_fps": source.native_fps,
+        "frames_declared": source.frame_count,
+        "frames_read": source.frames_read,
+        "frames_processed": stats.frames,
+        "duration_s": round(stats.last_time_s, 3),
+        # the stream stopped before its declared length (not because of Ctrl-C)
+        "ended_early": bool(not stats.interrupted and source.frame_count
+                            and source.frames_read < source.frame_count),
+        "interrupted": stats.interrupted,
+        "pipeline_seconds": round(elapsed, 3),
+        "pipeline_fps": round(stats.frames / elapsed, 2) if elapsed > 0 else None,
+        "stage_seconds": stats.seconds,
+        "detections": stats.detections,
+        "faces_classified": stats.faces_classified,
+        "faces_reused": stats.faces_reused,
+        "settings": {**asdict(settings), "exclude": sorted(settings.exclude),
+                     "change_threshold": options.change_threshold,
+                     "window_s": options.window_s, "alert_seconds": options.alert_seconds,
+                     "weights": dict(zip(CLASSES, analytics.weights.tolist(), strict=True))},
+    }
+
+
+def _run_pipeline(options: AnalyzeOptions, settings: AnalyzerSettings, source: VideoSource,
+                  model, smoother: Smoother, analytics: MeetingAnalytics, out: Path):
+    """Run the analyzer with its timeline (and annotated video); both files are closed even
+    when the run fails, so what was written stays readable."""
+    timeline = TimelineWriter(out / "timeline.csv")
+    annotated = None
+    try:
+        if options.save_annotated:
+            rate = min(settings.max_fps or source.native_fps, source.native_fps)
+            annotated = AnnotatedVideo(out / "annotated.mp4", rate, source.width, source.height)
+        classifier = AdaptiveFaceClassifier(model, change_threshold=options.change_threshold)
+        analyzer = MeetingAnalyzer(settings, classifier, smoother, analytics, timeline,
+                                   annotated, on_alert=_print_alert)
+        stats = analyzer.run(source, progress=options.progress)
+    finally:
+        timeline.close()
+        if annotated is not None:
+            annotated.close()
+    return stats, (annotated.path if annotated else None)
+
+
+def _smoother(options: AnalyzeOptions) -> tuple[Smoother, dict, float]:
+    """The smoother asked for, its description for the summary, and the analysis rate.
+
+    The rate is the one the temporal model was trained at, whatever the smoothing, so that
+    the three compare like for like; the EMA's alpha is the one chosen for that model (its
+    card says both).
+    """
+    card = read_card(options.temporal_model or SHIPPED_TEMPORAL_MODEL)
+    rate = float(card.get("training", {}).get("sequence_settings", {}).get(
+        "fps", DEFAULT_ANALYSIS_FPS))
+    if options.smoothing == "none":
+        return PassThrough(), {"method": "none"}, rate
+    if options.smoothing == "temporal":
+        temporal, card = load_temporal_model(options.temporal_model)
+        return TemporalSmoother(temporal), {
+            "method": "temporal", "model": options.temporal_model or "shipped",
+            "architecture": card.get("architecture")}, rate
+    alpha = options.ema_alpha or card.get("results", {}).get("ema_alpha", DEFAULT_EMA_ALPHA)
+    if not 0 < alpha <= 1:
+        raise ValueError(f"--ema-alpha must be in (0, 1], got {alpha}")
+    return EmaSmoother(alpha), {"method": "ema", "alpha": alpha}, rate
+
+
+def _print_alert(alert: Alert) -> None:
+    tqdm.write(f"alert: participant {alert.participant} {alert.emotion} since "
+               f"{alert.start_s:.1f} s", file=sys.stderr)

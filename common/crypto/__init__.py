@@ -1,0 +1,3 @@
+"""CKKS homomorphic encryption: the aggregation context and encrypted updates, key files, and the
+encrypted-head parameters and packed slot layout.
+"""

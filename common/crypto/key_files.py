@@ -1,0 +1,59 @@
+"""Where a run's CKKS keys live on disk, and `emofl keys init`.
+
+A key directory holds three files:
+- `secret_context.bin`: the CKKS context with its secret key, for clients only (mode 0600);
+- `public_context.bin`: the same context without the secret key, for the server;
+- `integrity.key`: the HMAC key that tags updates, for clients and the server.
+Clients and the server each read their part through `client.keys` and `server.keys`.
+"""
+
+from pathlib import Path
+
+from emofl.common.crypto.ckks import (
+    DEFAULT_PARAMS,
+    CkksParams,
+    context_fingerprint,
+    create_integrity_key,
+    create_secret_context,
+    public_context_bytes,
+)
+from emofl.common.storage import atomic_io
+
+SECRET_CONTEXT = "secret_context.bin"
+PUBLIC_CONTEXT = "public_context.bin"
+INTEGRITY_KEY = "integrity.key"
+
+
+class KeyFileError(ValueError):
+    """A key directory is missing a file, or would be overwritten."""
+
+
+def init_keys(out_dir: str | Path, params: CkksParams = DEFAULT_PARAMS) -> dict:
+    """Create a fresh key directory; refuses to overwrite existing keys."""
+    out = Path(out_dir)
+    existing = [name for name in (SECRET_CONTEXT, PUBLIC_CONTEXT, INTEGRITY_KEY)
+                if (out / name).exists()]
+    if existing:
+        raise KeyFileError(f"{out} already holds keys ({', '.join(existing)}); "
+                           "choose another --out")
+    secret = create_secret_context(params)
+    public = public_context_bytes(secret)
+    atomic_io.write_bytes(out / SECRET_CONTEXT, secret, private=True)
+    atomic_io.write_bytes(out / PUBLIC_CONTEXT, public)
+    atomic_io.write_bytes(out / INTEGRITY_KEY, create_integrity_key(), private=True)
+    return {
+        "out": str(out),
+        "params": {"poly_modulus_degree": params.poly_modulus_degree,
+                   "coeff_mod_bit_sizes": list(params.coeff_mod_bit_sizes),
+                   "global_scale_bits": params.global_scale_bits, "security": "128-bit"},
+        "public_fingerprint": context_fingerprint(public),
+        "files": {"clients": [SECRET_CONTEXT, INTEGRITY_KEY],
+                  "server": [PUBLIC_CONTEXT, INTEGRITY_KEY]},
+    }
+
+
+def read_key_file(key_dir: str | Path, name: str) -> bytes:
+    path = Path(key_dir) / name
+    if not path.is_file():
+        raise KeyFileError(f"key file not found: {path} (create keys with `emofl keys init`)")
+    return path.read_bytes()

@@ -1,0 +1,144 @@
+"""The temporal model: per-frame class probabilities of one face over time -> smoothed logits.
+
+A single frame of a webcam face is a noisy witness of an expression: blur, pose and lighting
+flip the frame model's answer from one frame to the next while the expression itself lasts
+seconds. `TemporalModel` is a tiny causal LSTM over the frame model's probabilities that
+learns how much to trust each new frame against what it has seen so far (and to correct the
+frame model's class biases). It uses Opacus' `DPLSTM`, a drop-in `nn.LSTM` whose gradients
+Opacus can clip per sample, so the same model can later be trained federated with DP-SGD;
+an LSTM is causal by construction, and its state is all a stream has to remember.
+
+`TemporalSmoother` runs the model on a live stream, one frame at a time, for every
+participant of a meeting; `EmaSmoother` is the exponential-moving-average baseline with the
+same interface, and a fallback when no temporal model is available.
+"""
+
+import numpy as np
+import torch
+from opacus.layers import DPLSTM
+from torch import nn
+
+from emofl.common.data.classes import NUM_CLASSES
+
+HIDDEN_SIZE = 32
+# Probabilities are floored before the log so that a frame model's hard 0 is a finite input.
+MIN_PROB = 1e-4
+
+LstmState = tuple[torch.Tensor, torch.Tensor]
+
+
+class TemporalModel(nn.Module):
+    """Causal LSTM over per-frame probabilities (batch, time, 7) -> logits (batch, time, 7).
+
+    The input is log-probabilities; the output is a linear read-out of the LSTM state plus a
+    linear map of the current frame's log-probabilities (a learnt per-frame recalibration
+    that the recurrent part only has to correct). The output at t depends only on frames <= t.
+    """
+
+    def __init__(self, hidden_size: int = HIDDEN_SIZE) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.lstm = DPLSTM(NUM_CLASSES, hidden_size, batch_first=True)
+        self.head = nn.Linear(hidden_size, NUM_CLASSES)
+        self.skip = nn.Linear(NUM_CLASSES, NUM_CLASSES)
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        """Logits for a batch of whole sequences, each started from a zero state."""
+        return self.forward_with_state(probs)[0]
+
+    def forward_with_state(
+        self, probs: torch.Tensor, state: LstmState | None = None
+    ) -> tuple[torch.Tensor, LstmState]:
+        """Logits (batch, time, 7) for `probs` continued from `state` (None: a fresh stream),
+        and the LSTM state (h, c), each (1, batch, hidden), after the last frame."""
+        if probs.ndim != 3 or probs.shape[-1] != NUM_CLASSES:
+            raise ValueError(f"expected probabilities (batch, time, 7), got {tuple(probs.shape)}")
+        log_probs = probs.clamp_min(MIN_PROB).log()
+        hidden, state = self.lstm(log_probs, state)
+        return self.head(hidden) + self.skip(log_probs), state
+
+
+def _as_prob_rows(probs: np.ndarray, rows: int) -> np.ndarray:
+    """`probs` as float32 (rows, 7), or ValueError naming the shape it has."""
+    array = np.asarray(probs, dtype=np.float32)
+    if array.shape != (rows, NUM_CLASSES):
+        raise ValueError(f"expected probabilities of shape ({rows}, 7), got {array.shape}")
+    return array
+
+
+class TemporalSmoother:
+    """Streams a `TemporalModel` over a meeting, keeping one LSTM state per participant.
+
+    `update_many` advances all participants seen in a frame with one batched LSTM step; a
+    participant met for the first time (or after `forget`) starts from a zero state.
+    """
+
+    def __init__(self, model: TemporalModel) -> None:
+        self.model = model.eval()
+        self._states: dict[int, LstmState] = {}
+        self._zero = torch.zeros(1, 1, model.hidden_size)
+
+    def update(self, participant: int, probs: np.ndarray) -> np.ndarray:
+        """Smoothed probabilities (7,) of `participant` after its next frame's `probs` (7,)."""
+        return self.update_many([participant], np.asarray(probs)[None])[0]
+
+    def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
+        """Smoothed probabilities (P, 7) after one frame of `probs` (P, 7), row i belonging to
+        `participants[i]` (distinct ids); one LSTM step for all of them."""
+        rows = _as_prob_rows(probs, len(participants))
+        if len(set(participants)) != len(participants):
+            raise ValueError("participants of one frame must be distinct")
+        if not participants:
+            return rows
+        fresh = (self._zero, self._zero)
+        with torch.inference_mode():
+            h = torch.cat([self._states.get(p, fresh)[0] for p in participants], dim=1)
+            c = torch.cat([self._states.get(p, fresh)[1] for p in participants], dim=1)
+            logits, (h, c) = self.model.forward_with_state(torch.from_numpy(rows)[:, None], (h, c))
+            smoothed = torch.softmax(logits[:, 0], dim=1).numpy()
+        for i, participant in enumerate(participants):
+            self._states[participant] = (h[:, i : i + 1], c[:, i : i + 1])
+        return smoothed
+
+    def forget(self, participant: int) -> None:
+        """Drop the participant's state: its next frame starts a fresh stream."""
+        self._states.pop(participant, None)
+
+
+class EmaSmoother:
+    """Exponential moving average per participant: s_t = alpha * p_t + (1 - alpha) * s_(t-1),
+    starting from s_1 = p_1. `alpha` = 1 passes frames through unchanged."""
+
+    def __init__(self, alpha: float) -> None:
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self._states: dict[int, np.ndarray] = {}
+
+    def update(self, participant: int, probs: np.ndarray) -> np.ndarray:
+        """The participant's average (7,) after its next frame's `probs` (7,)."""
+        return self.update_many([participant], np.asarray(probs)[None])[0]
+
+    def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
+        """Averages (P, 7) after one frame of `probs` (P, 7), row i of `participants[i]`."""
+        rows = _as_prob_rows(probs, len(participants))
+        out = rows.copy()  # a fresh array: the states below must not alias the caller's
+        for i, participant in enumerate(participants):
+            previous = self._states.get(participant)
+            if previous is not None:
+                out[i] = self.alpha * out[i] + (1 - self.alpha) * previous
+            self._states[participant] = out[i].copy()
+        return out
+
+    def forget(self, participant: int) -> None:
+        """Drop the participant's average: its next frame starts a fresh one."""
+        self._states.pop(participant, None)
+
+
+def ema_sequences(probs: np.ndarray, alpha: float) -> np.ndarray:
+    """The EMA of whole sequences `probs` (S, T, 7) along time, as `EmaSmoother` computes it."""
+    out = np.empty_like(probs)
+    out[:, 0] = probs[:, 0]
+    for t in range(1, probs.shape[1]):
+        out[:, t] = alpha * probs[:, t] + (1 - alpha) * out[:, t - 1]
+    return out

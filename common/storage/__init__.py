@@ -1,0 +1,2 @@
+"""Writes that never leave a half-written file behind.
+"""

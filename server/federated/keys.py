@@ -1,0 +1,32 @@
+"""The keys the server holds in CKKS mode: the public context and the integrity key. Never more.
+
+`load_server_keys` reads only the public context file and refuses a context that carries a
+secret key, so no code path of the server can decrypt an update or the aggregate.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import tenseal as ts
+
+from emofl.common.crypto.ckks import context_fingerprint, load_context
+from emofl.common.crypto.key_files import INTEGRITY_KEY, PUBLIC_CONTEXT, read_key_file
+
+
+@dataclass(frozen=True)
+class ServerKeys:
+    """The public CKKS context, its fingerprint, and the integrity key for update tags."""
+
+    public_context: ts.Context
+    fingerprint: str
+    integrity_key: bytes
+
+
+def load_server_keys(key_dir: str | Path) -> ServerKeys:
+    """The server's keys from `key_dir`; raises CkksError if the context is a secret one."""
+    public = read_key_file(key_dir, PUBLIC_CONTEXT)
+    return ServerKeys(
+        public_context=load_context(public, require_secret=False),
+        fingerprint=context_fingerprint(public),
+        integrity_key=read_key_file(key_dir, INTEGRITY_KEY),
+    )

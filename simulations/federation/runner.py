@@ -1,0 +1,221 @@
+"""`emofl simulate`: a federated DP run of N simulated clients on this machine (Flower + Ray)."""
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from flwr.app import ArrayRecord
+from tqdm import tqdm
+
+from emofl.client.federated.client_app import build_client_app
+from emofl.client.federated.keys import load_client_keys
+from emofl.client.federated.update_encryption import global_state
+from emofl.common.crypto.key_files import init_keys
+from emofl.common.data.federated_data import public_split_of, training_indices, validation_faces
+from emofl.common.model.frame_store import save_model
+from emofl.common.model.training import evaluate
+from emofl.common.protocol.run_settings import RunSettings
+from emofl.server.federated.checkpoint import checkpoint_path, load_checkpoint
+from emofl.server.federated.model_card import build_model_card
+from emofl.server.federated.server_app import build_server_app, initial_model
+from emofl.simulations.federation.plots import plot_run
+
+
+class RunDirError(ValueError):
+    """The run directory does not fit the request: a run exists without --resume, or none with."""
+
+
+def check_run_dir(settings: RunSettings) -> None:
+    """Refuse to overwrite a run without --resume, or to resume where there is no run."""
+    out = Path(settings.out)
+    has_checkpoint = checkpoint_path(out).exists()
+    if has_checkpoint and not settings.resume:
+        raise RunDirError(f"{out} already holds a run; pass --resume to continue it or "
+                          "choose another --out")
+    if settings.resume and not has_checkpoint:
+        raise RunDirError(f"nothing to resume: no checkpoint in {out}")
+    if not settings.resume and (out / "clients").exists():
+        raise RunDirError(f"{out}/clients holds client ledgers of an earlier run; "
+                          "choose another --out")
+
+
+def resumed_settings(requested: RunSettings, saved: dict) -> RunSettings:
+    """The `saved` settings of the run being resumed; only the number of rounds may change."""
+    return RunSettings.from_config({**saved, "rounds": requested.rounds, "resume": True,
+                                    "command": requested.command or saved.get("command", "")})
+
+
+# On a busy 2-core machine, one of Ray's head processes occasionally does not come up within
+# Ray's fixed 30 s: the GCS never writes its port file, or the raylet never registers. Nothing
+# has run yet, so the start is simply tried again.
+RAY_START_ATTEMPTS = 3
+_RAY_START_FAILURES = (
+    ("Timed out waiting for file", "gcs_server_port"),
+    ("The current node timed out during startup",),
+)
+
+
+def ray_did_not_start(error: BaseException) -> bool:
+    """Whether `error`, raised by `ray.init`, says a Ray head process did not start in time."""
+    return any(all(fragment in str(error) for fragment in failure)
+               for failure in _RAY_START_FAILURES)
+
+
+def start_ray(init_args: dict) -> None:
+    """Start a fresh local Ray for the simulation engine, again if its head node stalls.
+
+    Flower's Ray backend starts Ray only when none is running, so starting it here, before the
+    ServerApp exists, lets a stalled start be retried without a half-started run behind it.
+    """
+    import ray  # heavy import: only when a run starts
+
+    if ray.is_initialized():
+        ray.shutdown()
+    # As Flower does: Ray's workers get the driver's import path.
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(sys.path)}}
+    for attempt in range(1, RAY_START_ATTEMPTS + 1):
+        try:
+            ray.init(runtime_env=runtime_env, **init_args)
+            return
+        except Exception as err:  # Ray raises a bare Exception when the raylet stalls
+            if attempt == RAY_START_ATTEMPTS or not ray_did_not_start(err):
+                raise
+            ray.shutdown()  # stop whatever part of the head node did start
+            logging.getLogger(__name__).warning(
+                "Ray's head node did not start in time (%s); starting it again", err)
+
+
+def _backend_config(settings: RunSettings) -> dict:
+    cpus = max(1, min(os.cpu_count() or 1, settings.num_clients))
+    return {
+        "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+        "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": False,
+                      "logging_level": "ERROR"},
+    }
+
+
+def _quiet_frameworks() -> None:
+    for name in ("flwr", "ray"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+
+
+def simulate(settings: RunSettings, progress: bool = True) -> dict:
+    """Run the simulation and write metrics.json, model.pt, model_card.json and plots.
+
+    Returns a summary: final accuracy, rounds done, the largest client ε, wall time.
+    """
+    check_run_dir(settings)
+    done = 0
+    if settings.resume:
+        checkpoint = load_checkpoint(settings.out)
+        settings = resumed_settings(settings, checkpoint.settings)
+        done = checkpoint.round
+    # Fail fast on bad data in this process, before Ray starts workers that would load it.
+    training_indices(settings, settings.num_clients, public_split_of(settings))
+    validation_faces(settings)
+    Path(settings.out).mkdir(parents=True, exist_ok=True)
+    settings = _with_keys(settings)
+    overrides = {**settings.to_config(), "out": str(Path(settings.out).resolve())}
+    bar = tqdm(total=settings.rounds, initial=done, desc="federated rounds", unit="round",
+               disable=not progress)
+
+    def on_round(entry: dict) -> None:
+        bar.update(1)
+        bar.set_postfix(acc=f"{entry['accuracy']:.3f}", eps=_max_epsilon(entry))
+
+    _quiet_frameworks()
+    from flwr.simulation import run_simulation  # heavy import: only when a run starts
+
+    started = time.perf_counter()
+    backend_config = _backend_config(settings)
+    start_ray(backend_config["init_args"])  # Flower's Ray backend uses a running Ray as it is
+    run_simulation(
+        server_app=build_server_app(overrides, on_round),
+        client_app=build_client_app(overrides),
+        num_supernodes=settings.num_clients,
+        backend_config=backend_config,
+    )
+    bar.close()
+    if settings.encrypted:
+        write_decrypted_model(settings)
+    return summarize(settings, time.perf_counter() - started)
+
+
+def _with_keys(settings: RunSettings) -> RunSettings:
+    """CKKS runs without --keys get a fresh key directory inside the run directory."""
+    if not settings.encrypted or settings.key_dir:
+        return settings
+    key_dir = Path(settings.out) / "keys"
+    if not (key_dir / "public_context.bin").exists():
+        init_keys(key_dir)
+    return RunSettings.from_config({**settings.to_config(), "key-dir": str(key_dir.resolve())})
+
+
+def write_decrypted_model(settings: RunSettings) -> None:
+    """As a key holder (a client would do this), decrypt the final aggregate into model.pt.
+
+    The server cannot: it holds the encrypted Σ n_i·w_i only. The model is then evaluated on
+    the held-out set exactly as the server evaluates a plaintext run.
+    """
+    history = load_checkpoint(settings.out)
+    model = initial_model(settings)
+    keys = load_client_keys(settings.key_dir)
+    model.load_state_dict(global_state(ArrayRecord(history.model_state), model.state_dict(), keys))
+    validation = validation_faces(settings)
+    evaluation = evaluate(model, validation.images, validation.labels)
+    split = public_split_of(settings)
+    card = build_model_card(settings, history.rounds, history.ledgers, evaluation,
+                            split.to_dict() if split else None)
+    save_model(model, Path(settings.out) / "model.pt", card)
+
+
+def format_summary(summary: dict) -> str:
+    """The end-of-run report a person reads: one line per round, then where the files are."""
+    lines = [" round  accuracy   loss   max client ε  refused  wall s"]
+    if summary["initial_accuracy"] is not None:
+        lines.append(f"{'start':>6}  {summary['initial_accuracy']:>8.3f}")
+    for r in summary["per_round"]:
+        lines.append(f"{r['round']:>6}  {r['accuracy']:>8.3f}  {r['loss']:>5.3f}  "
+                     f"{r['max_epsilon']:>12}  {r['refused']:>7}  {r['wall_seconds']:>6.1f}")
+    delta = f" at δ={summary['delta']:g}" if summary["delta"] else " (no DP)"
+    lines.append(f"final accuracy {summary['accuracy']:.3f}; largest client ε "
+                 f"{summary['max_client_epsilon']}{delta}; {summary['wall_seconds']} s in all")
+    lines.extend(f"wrote {path}" for path in summary["outputs"])
+    return "\n".join(lines)
+
+
+def _max_epsilon(entry: dict) -> str:
+    values = [c["epsilon"] for c in entry["clients"] if c["epsilon"] is not None]
+    return f"{max(values):.2f}" if values else "inf"
+
+
+def summarize(settings: RunSettings, wall_seconds: float) -> dict:
+    """A readable summary of the run directory, after plotting it."""
+    out = Path(settings.out)
+    metrics_file = out / "metrics.json"
+    if not (out / "model.pt").exists() or not metrics_file.exists():
+        raise RuntimeError(f"the simulation ended without writing {out}/model.pt; see the log")
+    metrics = json.loads(metrics_file.read_text())
+    rounds = metrics["rounds"]
+    plots = plot_run(rounds, out)
+    last = rounds[-1]
+    return {
+        "per_round": [{"round": r["round"], "accuracy": r["accuracy"], "loss": r["loss"],
+                       "max_epsilon": _max_epsilon(r), "wall_seconds": r["wall_seconds"],
+                       "refused": sum(bool(c["refused"]) for c in r["clients"])}
+                      for r in rounds],
+        "initial_accuracy": metrics.get("initial", {}).get("accuracy"),
+        "rounds": len(rounds),
+        "accuracy": last["accuracy"],
+        "loss": last["loss"],
+        "max_client_epsilon": _max_epsilon(last),
+        "delta": settings.delta if settings.dp else None,
+        "wall_seconds": round(wall_seconds, 1),
+        "outputs": [str(out / "metrics.json"), str(out / "model.pt"),
+                    str(out / "model_card.json"), *map(str, plots)],
+    }

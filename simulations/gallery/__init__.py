@@ -1,0 +1,2 @@
+"""Synthetic meeting videos made of real face stills, and scoring an analysis against them.
+"""
