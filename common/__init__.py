@@ -1,4 +1,4 @@
 """What device and server share: data, models, privacy accounting, CKKS, the wire protocol.
 
-Imports neither `emofl.client` nor `emofl.server`.
+Imports none of `emofl.client`, `emofl.server`, `emofl.simulations` or the CLI.
 """

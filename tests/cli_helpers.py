@@ -16,3 +16,12 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def main_in_process(capsys, *args: str) -> tuple[int, list[str]]:
+    """Run `emofl ARGS` in this process (so tests can monkeypatch it): its exit status and the
+    lines it wrote on stderr."""
+    from emofl.cli import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err.strip().splitlines()

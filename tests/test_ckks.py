@@ -12,18 +12,20 @@ from emofl.common.crypto.ckks import (
     DEFAULT_PARAMS,
     CkksError,
     CkksParams,
-    EncryptedUpdate,
     context_fingerprint,
-    create_integrity_key,
     create_secret_context,
     decrypt_vector,
     encrypt_vector,
     flatten_state,
     load_context,
     public_context_bytes,
+    unflatten_state,
+)
+from emofl.common.crypto.encrypted_update import (
+    EncryptedUpdate,
+    create_integrity_key,
     sign_update,
     sum_encrypted,
-    unflatten_state,
 )
 from emofl.common.model.emotion_net import EmotionNet
 

@@ -1,10 +1,13 @@
-"""The `emofl` command: bad input ends in one line naming the problem and a non-zero exit."""
+"""The `emofl` command: bad input ends in one line naming the problem and exit 2; a fault in
+emofl in one line saying so, its traceback in a log file, and exit 1."""
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_emofl
+from cli_helpers import assert_one_line_error, main_in_process, run_emofl
 
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import save_model
@@ -114,3 +117,47 @@ def test_keys_init_writes_client_and_server_halves_and_never_overwrites(tmp_path
     again = run_emofl("keys", "init", "--out", str(tmp_path / "keys"))
     assert_one_line_error(again, "already holds keys")
     assert (tmp_path / "keys" / "secret_context.bin").read_bytes() == secret
+
+
+def _raise(error: BaseException):
+    def handler(args):
+        raise error
+
+    return handler
+
+
+def test_an_internal_error_is_one_line_with_its_traceback_in_a_temp_log(tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr("emofl.commands.models._model_info",
+                        _raise(RuntimeError("state got lost\nsecond line")))
+    code, err = main_in_process(capsys, "model-info")
+    assert code == 1 and len(err) == 1, err
+    prefix = "emofl model-info: internal error: RuntimeError: state got lost (traceback in "
+    assert err[0].startswith(prefix) and err[0].endswith(")")
+    log = Path(err[0][len(prefix):-1])
+    assert log.parent == tmp_path and log.name.startswith("emofl-model-info-")
+    text = log.read_text()
+    assert "Traceback" in text and "second line" in text and "emofl model-info" in text
+
+
+def test_an_internal_error_keeps_its_traceback_in_the_run_folder(tmp_path, capsys, monkeypatch):
+    # A ValueError from inside emofl (here: a shape check) is a fault, not the user's mistake.
+    monkeypatch.setattr("emofl.commands.federation._simulate",
+                        _raise(ValueError("expected (N, 48, 48), got (3, 4)")))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    code, err = main_in_process(capsys, "simulate", "--out", str(run_dir))
+    assert code == 1 and len(err) == 1, err
+    assert "internal error: ValueError: expected (N, 48, 48), got (3, 4)" in err[0]
+    [log] = run_dir.glob("emofl-simulate-*.log")
+    assert str(log) in err[0] and "ValueError" in log.read_text()
+
+
+def test_an_os_error_about_a_path_is_the_users_mistake(tmp_path, capsys, monkeypatch):
+    missing = str(tmp_path / "keys" / "secret_context.bin")
+    monkeypatch.setattr("emofl.commands.keys._keys_init",
+                        _raise(FileNotFoundError(2, "No such file or directory", missing)))
+    code, err = main_in_process(capsys, "keys", "init", "--out", str(tmp_path / "keys"))
+    assert code == 2 and len(err) == 1 and missing in err[0]
+    assert err[0].startswith("emofl keys: error: ")

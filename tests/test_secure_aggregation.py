@@ -15,9 +15,11 @@ from emofl.common.crypto.ckks import CkksError, flatten_state
 from emofl.common.crypto.key_files import PUBLIC_CONTEXT, SECRET_CONTEXT, init_keys
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.protocol.ckks_records import from_arrays, to_arrays
+from emofl.common.protocol.messages import ReplyError, TrainReply
 from emofl.common.protocol.run_settings import RunSettings
 from emofl.server.federated.ckks_fedavg import CkksFedAvg
 from emofl.server.federated.keys import load_server_keys
+from emofl.server.federated.privacy_bookkeeping import PrivacyBookkeeping, RoundReports
 from emofl.simulations.federation.runner import simulate
 
 
@@ -46,9 +48,24 @@ def _model_states(count: int) -> list[dict[str, torch.Tensor]]:
     return states
 
 
-def _trained(records: list[ArrayRecord]) -> list[tuple[dict, SimpleNamespace]]:
-    return [({"id": i, "rejected": ""}, SimpleNamespace(content={"arrays": r}))
-            for i, r in enumerate(records)]
+def _reply(client_id: int, arrays: ArrayRecord, num_examples: int = 100, **changes):
+    """A device's train reply as the server receives it."""
+    fields = dict(client_id=client_id, num_examples=num_examples, epsilon=1.0, delta=1e-5,
+                  noise_multiplier=1.0, sample_rate=0.1, steps=10, max_grad_norm=1.0,
+                  train_loss=1.0, train_seconds=1.0, bytes_up=1, refused=0, accountant="rdp",
+                  ledger={}, refusal="")
+    content = TrainReply(**{**fields, **changes}).to_content(arrays)
+    return SimpleNamespace(has_error=lambda: False, content=content,
+                           metadata=SimpleNamespace(src_node_id=100 + client_id))
+
+
+def _bookkept(key_dir, length: int) -> tuple[PrivacyBookkeeping, list[RoundReports]]:
+    """The CKKS strategy as the ServerApp composes it, and the reports it hands on."""
+    reports: list[RoundReports] = []
+    aggregator = CkksFedAvg(keys=load_server_keys(key_dir), expected_length=length)
+    strategy = PrivacyBookkeeping(aggregator, round_offset=0, on_round=reports.append,
+                                  on_evaluate=lambda *_: None, screen=aggregator.screen_updates)
+    return strategy, reports
 
 
 def test_encrypted_fedavg_equals_plaintext_fedavg_and_survives_a_tampered_update(key_dir):
@@ -61,10 +78,11 @@ def test_encrypted_fedavg_equals_plaintext_fedavg_and_survives_a_tampered_update
     tampered.chunks[1] = bytes(flipped)
     records[3] = to_arrays(tampered)
     length = len(flatten_state(states[0])[0])
-    strategy = CkksFedAvg(keys=load_server_keys(key_dir), expected_length=length)
-    trained = _trained(records)
-    aggregate, _ = strategy.combine(1, trained)
-    assert trained[3][0]["rejected"] and not any(r["rejected"] for r, _ in trained[:3])
+    strategy, reports = _bookkept(key_dir, length)
+    replies = [_reply(i, r, n) for i, (r, n) in enumerate(zip(records, sizes, strict=True))]
+    aggregate, _ = strategy.aggregate_train(1, replies)
+    clients = reports[0].clients
+    assert clients[3]["rejected"] and not any(c["rejected"] for c in clients[:3])
     decrypted = global_state(aggregate, states[0], client)
     weights = np.array(sizes[:3], dtype=np.float64)
     for name in states[0]:
@@ -81,13 +99,13 @@ def test_malformed_records_and_wrong_chunk_counts_are_rejected_not_fatal(key_dir
     short.chunks = short.chunks[:-1]
     garbage = ArrayRecord({"w": torch.zeros(3)})  # not an encrypted update at all
     length = len(flatten_state(states[0])[0])
-    strategy = CkksFedAvg(keys=load_server_keys(key_dir), expected_length=length)
-    trained = _trained([good, to_arrays(short), garbage])
-    aggregate, _ = strategy.combine(1, trained)
+    strategy, reports = _bookkept(key_dir, length)
+    replies = [_reply(0, good), _reply(1, to_arrays(short)), _reply(2, garbage)]
+    aggregate, _ = strategy.aggregate_train(1, replies)
     assert aggregate is not None and from_arrays(aggregate).num_examples == 100
-    assert [bool(r["rejected"]) for r, _ in trained] == [False, True, True]
-    all_bad, _ = strategy.combine(2, _trained([garbage]))
-    assert all_bad is None
+    assert [bool(c["rejected"]) for c in reports[0].clients] == [False, True, True]
+    all_bad, _ = strategy.aggregate_train(2, [_reply(2, garbage)])
+    assert all_bad is None and reports[1].aggregated == 0
 
 
 def test_ckks_and_plain_federations_end_with_the_same_model(tmp_path):
@@ -125,11 +143,25 @@ def test_ckks_run_resumes_from_its_encrypted_checkpoint(tmp_path):
     assert (tmp_path / "model.pt").exists()
 
 
-def test_a_reply_without_privacy_report_is_ignored_not_fatal(key_dir):
+def test_a_reply_without_privacy_report_is_reported_not_fatal(key_dir):
     from flwr.app import MetricRecord, RecordDict
 
-    strategy = CkksFedAvg(keys=load_server_keys(key_dir), expected_length=10)
+    strategy, reports = _bookkept(key_dir, 10)
     reply = SimpleNamespace(has_error=lambda: False, metadata=SimpleNamespace(src_node_id=7),
                             content=RecordDict({"metrics": MetricRecord({"num-examples": 5})}))
     assert strategy.aggregate_train(1, [reply]) == (None, None)
-    assert strategy.last_reports == []
+    assert reports[0].clients == []
+    assert "node 7" in reports[0].unusable[0] and "privacy" in reports[0].unusable[0]
+
+
+def test_a_misspelt_reply_key_is_refused_by_name(key_dir):
+    content = _reply(0, ArrayRecord()).content
+    metrics = content["metrics"]
+    metrics["num-exmples"] = metrics.pop("num-examples")
+    with pytest.raises(ReplyError, match="unknown key.*num-exmples.*missing key.*num-examples"):
+        TrainReply.from_content(content)
+    strategy, reports = _bookkept(key_dir, 10)
+    reply = SimpleNamespace(has_error=lambda: False, metadata=SimpleNamespace(src_node_id=3),
+                            content=content)
+    assert strategy.aggregate_train(1, [reply]) == (None, None)
+    assert "num-exmples" in reports[0].unusable[0]

@@ -7,12 +7,11 @@ the server cannot) on the run's held-out faces. The same app serves `flwr run .`
 from the run config) and `emofl simulate` (settings passed in when the app is built).
 """
 
-import json
 import time
 from pathlib import Path
 
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Context, Message
 from flwr.clientapp import ClientApp
 
 from emofl.client.federated.dp_training import LocalUpdate, train_round
@@ -24,6 +23,14 @@ from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import build_model
 from emofl.common.model.training import evaluate
 from emofl.common.protocol.ckks_records import record_bytes
+from emofl.common.protocol.messages import (
+    ARRAYS,
+    CONFIG,
+    GLOBAL_ROUND,
+    EvaluateReply,
+    TrainReply,
+    architecture_of_config,
+)
 from emofl.common.protocol.run_settings import RunSettings
 
 
@@ -43,10 +50,8 @@ def client_keys(settings: RunSettings) -> ClientKeys | None:
 
 
 def _global_model(msg: Message, keys: ClientKeys | None) -> EmotionNet:
-    config = msg.content["config"]
-    model = build_model({"width": int(config["model-width"]),
-                         "feature_dim": int(config["feature-dim"])})
-    model.load_state_dict(global_state(msg.content["arrays"], model.state_dict(), keys))
+    model = build_model(architecture_of_config(msg.content[CONFIG]))
+    model.load_state_dict(global_state(msg.content[ARRAYS], model.state_dict(), keys))
     return model
 
 
@@ -61,28 +66,24 @@ def _outgoing(update: LocalUpdate, keys: ClientKeys | None) -> ArrayRecord:
 def _train_reply(msg: Message, client_id: int, update: LocalUpdate, ledger, settings: RunSettings,
                  arrays: ArrayRecord, seconds: float) -> Message:
     plan = update.plan
-    epsilon = ledger.epsilon(settings.delta) if settings.dp else float("inf")
-    metrics = MetricRecord({
-        "num-examples": update.num_examples,
-        "client-id": client_id,
-        "epsilon": epsilon,
-        "delta": settings.delta if settings.dp else 0.0,
-        "noise-multiplier": plan.noise_multiplier,
-        "sample-rate": plan.sample_rate,
-        "steps": ledger.steps if settings.dp else plan.steps,
-        "max-grad-norm": settings.max_grad_norm if settings.dp else 0.0,
-        "train-loss": 0.0 if update.refused else update.train_loss,
-        "train-seconds": seconds,
-        "bytes-up": record_bytes(arrays),
-        "refused": int(bool(update.refused)),
-    })
-    privacy = ConfigRecord({
-        "accountant": ledger.accountant if settings.dp else "none",
-        "ledger": json.dumps(ledger.to_dict()),
-        "refusal": update.refused,
-    })
-    content = RecordDict({"arrays": arrays, "metrics": metrics, "privacy": privacy})
-    return Message(content=content, reply_to=msg)
+    reply = TrainReply(
+        client_id=client_id,
+        num_examples=update.num_examples,
+        epsilon=ledger.epsilon(settings.delta) if settings.dp else float("inf"),
+        delta=settings.delta if settings.dp else 0.0,
+        noise_multiplier=plan.noise_multiplier,
+        sample_rate=plan.sample_rate,
+        steps=ledger.steps if settings.dp else plan.steps,
+        max_grad_norm=settings.max_grad_norm if settings.dp else 0.0,
+        train_loss=0.0 if update.refused else update.train_loss,
+        train_seconds=seconds,
+        bytes_up=record_bytes(arrays),
+        refused=int(bool(update.refused)),
+        accountant=ledger.accountant if settings.dp else "none",
+        ledger=ledger.state_dict(),
+        refusal=update.refused,
+    )
+    return Message(content=reply.to_content(arrays), reply_to=msg)
 
 
 def _seed(settings: RunSettings, msg: Message, client_id: int) -> int | None:
@@ -90,7 +91,7 @@ def _seed(settings: RunSettings, msg: Message, client_id: int) -> int | None:
     non-private runs are reproducible."""
     if settings.dp:
         return None
-    return settings.seed * 1_000_003 + int(msg.content["config"]["global-round"]) * 1009 + client_id
+    return settings.seed * 1_000_003 + int(msg.content[CONFIG][GLOBAL_ROUND]) * 1009 + client_id
 
 
 def build_client_app(overrides: dict | None = None) -> ClientApp:
@@ -125,9 +126,9 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         faces = validation_faces(settings)
         model = _global_model(msg, client_keys(settings))
         result = evaluate(model, faces.images, faces.labels)
-        metrics = MetricRecord({"num-examples": result.n, "accuracy": result.accuracy,
-                                "loss": result.loss, "client-id": client_id})
-        return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)
+        reply = EvaluateReply(client_id=client_id, num_examples=result.n,
+                              accuracy=result.accuracy, loss=result.loss)
+        return Message(content=reply.to_content(), reply_to=msg)
 
     return app
 

@@ -3,6 +3,8 @@
 Unlike Flower's Opacus example, which builds a new accountant each round and so reports only
 that round's ε, the client keeps a `PrivacyLedger` of every DP-SGD event it has ever run; the
 ε it reports is for the whole history, and it refuses a round that would exceed its budget.
+A round's plan is the `DpEvent` it would spend, so the budget check asks the ledger about
+exactly the event the round then runs.
 """
 
 import copy
@@ -18,19 +20,11 @@ from torch.utils.data import DataLoader, TensorDataset
 from emofl.common.data.federated_data import Faces
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.training import train_epoch
-from emofl.common.privacy.accounting import PrivacyLedger, noise_for_budget
+from emofl.common.privacy.budget import noise_for_budget
+from emofl.common.privacy.events import DpEvent
+from emofl.common.privacy.ledger import PrivacyLedger
+from emofl.common.protocol.choices import TRAINABLE
 from emofl.common.protocol.run_settings import RunSettings
-
-TRAINABLE = ("all", "top", "head")
-
-
-@dataclass(frozen=True)
-class RoundPlan:
-    """What one round of local DP-SGD will spend: σ, sampling rate q and number of steps."""
-
-    noise_multiplier: float
-    sample_rate: float
-    steps: int
 
 
 @dataclass
@@ -40,24 +34,25 @@ class LocalUpdate:
     state_dict: dict[str, torch.Tensor] | None
     num_examples: int
     train_loss: float
-    plan: RoundPlan | None
+    plan: DpEvent | None
     refused: str = ""
 
 
-def plan_round(settings: RunSettings, num_examples: int) -> RoundPlan:
-    """σ, q and steps for one round, σ chosen so `settings.rounds` rounds spend exactly ε.
+def plan_round(settings: RunSettings, num_examples: int) -> DpEvent:
+    """The event one round will spend, σ chosen so `settings.rounds` rounds spend exactly ε.
 
     q and the steps per epoch are those Opacus' Poisson loader uses: q = 1 / ⌈n / B⌉.
+    Without DP, σ is 0 and the event only gives the round's q and steps: nothing is spent.
     """
     batches_per_epoch = max(1, math.ceil(num_examples / settings.batch_size))
     sample_rate = 1.0 / batches_per_epoch
     steps = settings.local_epochs * batches_per_epoch
     if not settings.dp:
-        return RoundPlan(0.0, sample_rate, steps)
+        return DpEvent(0.0, sample_rate, steps)
     sigma = settings.noise_multiplier or noise_for_budget(
         settings.epsilon, settings.delta, sample_rate, steps * settings.rounds, settings.accountant
     )
-    return RoundPlan(sigma, sample_rate, steps)
+    return DpEvent(sigma, sample_rate, steps)
 
 
 def set_trainable(model: EmotionNet, trainable: str) -> None:
@@ -88,8 +83,7 @@ def train_round(
     n = len(faces)
     plan = plan_round(settings, n)
     if settings.dp:
-        event = (plan.noise_multiplier, plan.sample_rate, plan.steps)
-        after = ledger.epsilon(settings.delta, [event])
+        after = ledger.epsilon(settings.delta, [plan])
         if after > settings.epsilon + 1e-9:
             spent = ledger.epsilon(settings.delta)
             reason = (f"budget exhausted: spent ε={spent:.3f}, this round would reach "
@@ -118,6 +112,6 @@ def train_round(
               for _ in range(settings.local_epochs)]
     if settings.dp:
         for sigma, q, steps in engine.accountant.history:  # what Opacus actually ran
-            ledger.record(sigma, q, steps)
+            ledger.record(DpEvent(sigma, q, steps))
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return LocalUpdate(state, n, float(sum(losses) / len(losses)), plan)

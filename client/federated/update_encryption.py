@@ -5,14 +5,8 @@ import torch
 from flwr.app import ArrayRecord
 
 from emofl.client.federated.keys import ClientKeys
-from emofl.common.crypto.ckks import (
-    EncryptedUpdate,
-    decrypt_vector,
-    encrypt_vector,
-    flatten_state,
-    sign_update,
-    unflatten_state,
-)
+from emofl.common.crypto.ckks import decrypt_vector, encrypt_vector, flatten_state, unflatten_state
+from emofl.common.crypto.encrypted_update import EncryptedUpdate, sign_update
 from emofl.common.protocol.ckks_records import from_arrays, is_encrypted, to_arrays
 
 

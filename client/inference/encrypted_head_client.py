@@ -15,6 +15,7 @@ from emofl.client.inference.head_encryption import DeviceHeadKeys
 from emofl.common.crypto.head_ckks import HeadCkksParams
 from emofl.common.crypto.packed_head import PackedLayout
 from emofl.common.data.classes import CLASSES
+from emofl.common.errors import UserError
 from emofl.common.protocol import head_service_pb2 as pb
 from emofl.common.protocol import head_service_pb2_grpc as pb_grpc
 
@@ -22,8 +23,9 @@ from emofl.common.protocol import head_service_pb2_grpc as pb_grpc
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
-class HeadServiceError(ConnectionError):
-    """The service could not be reached, or refused a request; the message says which."""
+class HeadServiceError(UserError, ConnectionError):
+    """The service could not be reached, or refused a request; the message says which. A
+    ConnectionError too, so callers need not import this module to recognise it."""
 
 
 def _channel(address: str, tls_ca: str | None) -> grpc.Channel:

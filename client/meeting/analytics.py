@@ -1,4 +1,4 @@
-"""Meeting analytics over per-participant emotion probabilities (formulas from DESIGN.md).
+"""Meeting analytics over per-participant emotion probabilities (docs/architecture.md, "Formulas").
 
 - Room distribution: `P_t = (1/n) Σ_i P(y_t^(i) | I_t^(i))` over the n participants seen at t.
 - Engagement: `E_i(t) = Σ_j P(y_t^(i)=y_j | I_t^(i)) · w(y_j)` with configurable class weights.
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emofl.common.data.classes import CLASS_SYNONYMS, CLASSES, NUM_CLASSES
+from emofl.common.errors import SettingsError
 
 # Default engagement weight per class: how much an expression signals active participation.
 # Our own choice (the source paper leaves w configurable): open positive or reactive expressions
@@ -39,14 +40,14 @@ def parse_weights(text: str) -> np.ndarray:
         name, sep, value = item.partition("=")
         name = CLASS_SYNONYMS.get(name.strip().lower(), name.strip().lower())
         if not sep or name not in weights:
-            raise ValueError(f"--weights: expected CLASS=NUMBER with CLASS one of "
+            raise SettingsError(f"--weights: expected CLASS=NUMBER with CLASS one of "
                              f"{', '.join(CLASSES)}; got {item!r}")
         try:
             number = float(value)
         except ValueError:
-            raise ValueError(f"--weights: not a number in {item!r}") from None
+            raise SettingsError(f"--weights: not a number in {item!r}") from None
         if not math.isfinite(number) or number < 0:
-            raise ValueError(f"--weights: weights must be finite and non-negative, got {item!r}")
+            raise SettingsError(f"--weights: weights must be finite and non-negative, got {item!r}")
         weights[name] = number
     return np.array([weights[name] for name in CLASSES], dtype=np.float64)
 

@@ -27,11 +27,13 @@ from emofl.client.meeting.crop_classifier import AdaptiveFaceClassifier
 from emofl.client.meeting.report import TimelineWriter, write_plots, write_summary
 from emofl.client.meeting.video_source import VideoSource, open_source
 from emofl.common.data.classes import CLASSES
-from emofl.common.model.frame_store import load_model, read_card
+from emofl.common.errors import SettingsError, UserError
+from emofl.common.model.frame_store import load_model
 from emofl.common.model.temporal import EmaSmoother, TemporalSmoother
 from emofl.common.model.temporal_store import SHIPPED_TEMPORAL_MODEL, load_temporal_model
+from emofl.common.model.weights_store import read_card
+from emofl.common.protocol.choices import SMOOTHING
 
-SMOOTHING = ("temporal", "ema", "none")
 # When the temporal model's card does not say: the EMA's weight of a new step, and the rate
 # (steps per second) the model was trained at.
 DEFAULT_EMA_ALPHA = 0.3
@@ -69,7 +71,7 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     out = Path(options.out)
     taken = [name for name in OUTPUT_FILES if (out / name).exists()]
     if taken:
-        raise ValueError(f"{out} already holds an analysis ({taken[0]}); choose another --out")
+        raise UserError(f"{out} already holds an analysis ({taken[0]}); choose another --out")
     model, model_card = load_model(options.model)
     smoother, smoothing, rate = _smoother(options)
     settings = options.pipeline
@@ -175,7 +177,7 @@ def _smoother(options: AnalyzeOptions) -> tuple[Smoother, dict, float]:
             "architecture": card.get("architecture")}, rate
     alpha = options.ema_alpha or card.get("results", {}).get("ema_alpha", DEFAULT_EMA_ALPHA)
     if not 0 < alpha <= 1:
-        raise ValueError(f"--ema-alpha must be in (0, 1], got {alpha}")
+        raise SettingsError(f"--ema-alpha must be in (0, 1], got {alpha}")
     return EmaSmoother(alpha), {"method": "ema", "alpha": alpha}, rate
 
 

@@ -21,13 +21,13 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from emofl.common.data.face_dataset import DataError  # noqa: E402
+from emofl.common.errors import UserError  # noqa: E402
 
 # Frame rate assumed when a file does not declare a usable one.
 FALLBACK_FPS = 30.0
 
 
-class VideoSourceError(DataError):
+class VideoSourceError(UserError):
     """The video or camera cannot be used; the message is one line naming it."""
 
 

@@ -4,7 +4,8 @@ A key directory holds three files:
 - `secret_context.bin`: the CKKS context with its secret key, for clients only (mode 0600);
 - `public_context.bin`: the same context without the secret key, for the server;
 - `integrity.key`: the HMAC key that tags updates, for clients and the server.
-Clients and the server each read their part through `client.keys` and `server.keys`.
+Clients and the server each read their part through `client/federated/keys.py` and
+`server/federated/keys.py`.
 """
 
 from pathlib import Path
@@ -13,10 +14,11 @@ from emofl.common.crypto.ckks import (
     DEFAULT_PARAMS,
     CkksParams,
     context_fingerprint,
-    create_integrity_key,
     create_secret_context,
     public_context_bytes,
 )
+from emofl.common.crypto.encrypted_update import create_integrity_key
+from emofl.common.errors import UserError
 from emofl.common.storage import atomic_io
 
 SECRET_CONTEXT = "secret_context.bin"
@@ -24,7 +26,7 @@ PUBLIC_CONTEXT = "public_context.bin"
 INTEGRITY_KEY = "integrity.key"
 
 
-class KeyFileError(ValueError):
+class KeyFileError(UserError):
     """A key directory is missing a file, or would be overwritten."""
 
 

@@ -4,10 +4,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emofl.common.errors import UserError
+
 IMAGE_SIZE = 48
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A user-supplied data set is missing or malformed; the message is one line naming the file."""
 
 

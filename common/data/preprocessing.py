@@ -2,9 +2,9 @@
 
 Training, evaluation and the video pipeline all go through `preprocess_faces`, so a face seen
 live is normalised exactly like the faces the model was trained on: local contrast
-equalisation (CLAHE, or global histogram equalisation) removes lighting differences between
-webcams, gamma correction brightens or darkens mid-tones, and fixed standardisation constants
-give roughly zero-mean, unit-scale input without depending on any client's data statistics.
+equalisation (CLAHE) removes lighting differences between webcams, and fixed standardisation
+constants give roughly zero-mean, unit-scale input without depending on any client's data
+statistics.
 """
 
 import cv2
@@ -21,34 +21,24 @@ CLAHE_CLIP_LIMIT = 2.0
 CLAHE_TILE_GRID = (4, 4)
 
 
-def preprocess_faces(images: np.ndarray, gamma: float = 1.0, clahe: bool = True) -> np.ndarray:
-    """Equalise, gamma-correct and standardise uint8 faces (N, 48, 48) into float32
-    (N, 1, 48, 48) model input with values in [-2, 2] (NORM_MEAN/NORM_STD scaling).
-
-    `clahe` selects CLAHE (True) or global histogram equalisation (False); `gamma` is applied
-    to the equalised face in [0, 1] as x ** gamma.
-    """
+def preprocess_faces(images: np.ndarray) -> np.ndarray:
+    """Equalise (CLAHE) and standardise uint8 faces (N, 48, 48) into float32 (N, 1, 48, 48)
+    model input with values in [-2, 2] (NORM_MEAN/NORM_STD scaling)."""
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE,) * 2:
         raise ValueError(
             f"expected uint8 faces of shape (N, 48, 48), got {images.dtype} {images.shape}"
         )
-    if gamma <= 0:
-        raise ValueError(f"gamma must be positive, got {gamma}")
     images = np.ascontiguousarray(images)  # OpenCV needs contiguous rows
+    equaliser = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
     equalised = np.empty_like(images)
-    if clahe:
-        equaliser = cv2.createCLAHE(clipLimit=CLAHE_CLIP_LIMIT, tileGridSize=CLAHE_TILE_GRID)
-        for i, face in enumerate(images):
-            equalised[i] = equaliser.apply(face)
-    else:
-        for i, face in enumerate(images):
-            equalised[i] = cv2.equalizeHist(face)
-    # Gamma and standardisation act pixel-wise on uint8 values: one 256-entry lookup table.
-    table = ((np.arange(256) / 255.0) ** gamma - NORM_MEAN) / NORM_STD
+    for i, face in enumerate(images):
+        equalised[i] = equaliser.apply(face)
+    # Standardisation acts pixel-wise on uint8 values: one 256-entry lookup table.
+    table = (np.arange(256) / 255.0 - NORM_MEAN) / NORM_STD
     return table.astype(np.float32)[equalised][:, None]
 
 
-def preprocess_face(image: np.ndarray, gamma: float = 1.0, clahe: bool = True) -> np.ndarray:
+def preprocess_face(image: np.ndarray) -> np.ndarray:
     """One face crop of any size, grayscale (H, W) or BGR/BGRA (H, W, 3|4) uint8, resized to
     48x48 and preprocessed like `preprocess_faces`; returns float32 (1, 48, 48), so stacking
     several gives a model batch."""
@@ -63,4 +53,4 @@ def preprocess_face(image: np.ndarray, gamma: float = 1.0, clahe: bool = True) -
         raise ValueError(f"expected a grayscale or BGR image, got shape {image.shape}")
     if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
         image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-    return preprocess_faces(image[None], gamma=gamma, clahe=clahe)[0]
+    return preprocess_faces(image[None])[0]

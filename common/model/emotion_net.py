@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from emofl.common.data.classes import NUM_CLASSES
+from emofl.common.protocol.choices import MODEL_KINDS
 
 FEATURE_DIM = 128
 GROUPS = 8
@@ -108,6 +109,7 @@ class VggBackbone(nn.Module):
 
 
 BACKBONES = {"separable": Backbone, "vgg": VggBackbone}
+assert tuple(BACKBONES) == MODEL_KINDS, "one backbone per kind the CLI offers"
 
 
 class EmotionNet(nn.Module):

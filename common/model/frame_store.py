@@ -1,28 +1,15 @@
-"""Saving and loading frame models with their model cards, and the model shipped in the package.
-
-A model file is a plain `torch.save`d state_dict (loadable with `torch.load`); its card is the
-JSON file beside it, `<stem>_card.json`, recording how it was trained and how to rebuild it.
-"""
+"""The frame model's files: building it from its card's architecture, saving, loading, and the
+model shipped in the package (`weights_store` gives the file convention)."""
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
 
 from emofl.common.model.emotion_net import FEATURE_DIM, EmotionNet
-from emofl.common.storage import atomic_io
+from emofl.common.model.weights_store import WEIGHTS_DIR, load_weights, read_card, save_weights
 
-SHIPPED_MODEL = Path(__file__).parents[1] / "weights" / "frame_model.pt"
-
-
-class ModelError(ValueError):
-    """A model file is missing or does not hold an emofl frame model."""
-
-
-def card_path(model_path: str | Path) -> Path:
-    path = Path(model_path)
-    return path.with_name(f"{path.stem}_card.json")
+SHIPPED_MODEL = WEIGHTS_DIR / "frame_model.pt"
 
 
 def architecture_of(model: EmotionNet) -> dict:
@@ -37,24 +24,13 @@ def build_model(architecture: dict | None = None) -> EmotionNet:
 
 
 def save_model(model: EmotionNet, path: str | Path, card: dict) -> None:
-    """Write the state_dict and its card (with the architecture added) atomically."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    atomic_io.torch_save(path, state)
-    atomic_io.write_json(card_path(path), {"architecture": architecture_of(model), **card})
+    """Write the model and its card, with the architecture added, atomically."""
+    save_weights(model, path, {"architecture": architecture_of(model), **card})
 
 
-def read_card(path: str | Path | None = None) -> dict:
-    """The card of the model at `path` (the shipped model when None)."""
-    model_path = Path(path) if path else SHIPPED_MODEL
-    card = card_path(model_path)
-    if not model_path.is_file():
-        raise ModelError(f"model file not found: {model_path}")
-    if not card.is_file():
-        raise ModelError(f"model card not found: {card}")
-    try:
-        return json.loads(card.read_text())
-    except json.JSONDecodeError as err:
-        raise ModelError(f"model card is not valid JSON: {card} ({err.msg})") from None
+def read_model_card(path: str | Path | None = None) -> dict:
+    """The card of the frame model at `path` (the shipped model when None)."""
+    return read_card(Path(path) if path else SHIPPED_MODEL)
 
 
 def load_model(path: str | Path | None = None) -> tuple[EmotionNet, dict]:
@@ -62,16 +38,7 @@ def load_model(path: str | Path | None = None) -> tuple[EmotionNet, dict]:
     model_path = Path(path) if path else SHIPPED_MODEL
     card = read_card(model_path)
     model = build_model(card.get("architecture"))
-    try:
-        state = torch.load(model_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a file that is not its own
-        reason = str(err).splitlines()[0][:80]
-        raise ModelError(f"cannot load model weights from {model_path}: {reason}") from None
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError):
-        raise ModelError(f"cannot load model weights from {model_path}: they do not fit the "
-                         f"architecture in {card_path(model_path).name}") from None
+    load_weights(model, model_path)
     model.eval()
     return model, card
 

@@ -78,10 +78,6 @@ class TemporalSmoother:
         self._states: dict[int, LstmState] = {}
         self._zero = torch.zeros(1, 1, model.hidden_size)
 
-    def update(self, participant: int, probs: np.ndarray) -> np.ndarray:
-        """Smoothed probabilities (7,) of `participant` after its next frame's `probs` (7,)."""
-        return self.update_many([participant], np.asarray(probs)[None])[0]
-
     def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
         """Smoothed probabilities (P, 7) after one frame of `probs` (P, 7), row i belonging to
         `participants[i]` (distinct ids); one LSTM step for all of them."""
@@ -114,10 +110,6 @@ class EmaSmoother:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
         self._states: dict[int, np.ndarray] = {}
-
-    def update(self, participant: int, probs: np.ndarray) -> np.ndarray:
-        """The participant's average (7,) after its next frame's `probs` (7,)."""
-        return self.update_many([participant], np.asarray(probs)[None])[0]
 
     def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
         """Averages (P, 7) after one frame of `probs` (P, 7), row i of `participants[i]`."""

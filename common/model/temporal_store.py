@@ -1,24 +1,18 @@
-"""Saving and loading temporal models with their cards, and the temporal model shipped in the
-package. Files follow the frame model's convention (`model_store`): a plain state_dict, and
-`<stem>_card.json` beside it saying how it was trained and how to rebuild it."""
+"""The temporal model's files: saving, loading, and the temporal model shipped in the package
+(`weights_store` gives the file convention)."""
 
 from pathlib import Path
 
-import torch
-
-from emofl.common.model.frame_store import ModelError, card_path, read_card
 from emofl.common.model.temporal import HIDDEN_SIZE, TemporalModel
-from emofl.common.storage import atomic_io
+from emofl.common.model.weights_store import WEIGHTS_DIR, load_weights, read_card, save_weights
 
-SHIPPED_TEMPORAL_MODEL = Path(__file__).parents[1] / "weights" / "temporal_model.pt"
+SHIPPED_TEMPORAL_MODEL = WEIGHTS_DIR / "temporal_model.pt"
 
 
 def save_temporal_model(model: TemporalModel, path: str | Path, card: dict) -> None:
-    """Write the state_dict and its card (with the architecture added) atomically."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    atomic_io.torch_save(path, state)
+    """Write the model and its card, with the architecture added, atomically."""
     architecture = {"type": "DPLSTM", "hidden_size": model.hidden_size}
-    atomic_io.write_json(card_path(path), {"architecture": architecture, **card})
+    save_weights(model, path, {"architecture": architecture, **card})
 
 
 def load_temporal_model(path: str | Path | None = None) -> tuple[TemporalModel, dict]:
@@ -26,11 +20,6 @@ def load_temporal_model(path: str | Path | None = None) -> tuple[TemporalModel, 
     model_path = Path(path) if path else SHIPPED_TEMPORAL_MODEL
     card = read_card(model_path)
     model = TemporalModel(card.get("architecture", {}).get("hidden_size", HIDDEN_SIZE))
-    try:
-        state = torch.load(model_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
-    except Exception as err:  # torch raises many types for a file that is not its own
-        reason = str(err).splitlines()[0][:80]
-        raise ModelError(f"cannot load temporal model from {model_path}: {reason}") from None
+    load_weights(model, model_path)
     model.eval()
     return model, card

@@ -8,7 +8,8 @@ aggregate to clients and into checkpoints exactly as it carries plaintext weight
 import numpy as np
 from flwr.app import Array, ArrayRecord
 
-from emofl.common.crypto.ckks import CkksError, EncryptedUpdate
+from emofl.common.crypto.ckks import CkksError
+from emofl.common.crypto.encrypted_update import EncryptedUpdate
 
 META_KEY = "ckks-meta"
 FINGERPRINT_KEY = "ckks-fingerprint"

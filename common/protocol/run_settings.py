@@ -1,70 +1,86 @@
 """One federated run's settings, shared by the ServerApp, the ClientApp and `emofl simulate`.
 
-Flower passes run settings as a flat mapping of primitive values (`context.run_config`, from
-`[tool.flwr.app.config]` in pyproject.toml or `--run-config`); this dataclass gives them
-names, types and defaults. Keys use Flower's kebab-case spelling.
+Each setting is declared once, here: its type, default, help text and allowed values. Flower
+passes run settings as a flat mapping of primitive values (`context.run_config`, from
+`[tool.flwr.app.config]` in pyproject.toml or `--run-config`), with Flower's kebab-case keys;
+`emofl simulate` generates its options from the same declarations. Either way the values are
+checked when `RunSettings` is made, so `flwr run .` refuses what `emofl simulate` refuses.
 """
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from emofl.common.privacy.events import ACCOUNTANTS
+from emofl.common.protocol.choices import SECURE_AGG, TRAINABLE
+from emofl.common.protocol.setting import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    OPEN_UNIT_INTERVAL,
+    POSITIVE,
+    Bound,
+    Setting,
+    setting,
+    settings_of,
+)
 
 
 @dataclass(frozen=True)
 class RunSettings:
-    """Everything a round needs to know.
+    """Everything a round needs to know; SettingsError (one line, naming the setting by its
+    kebab-case key) when a value is not allowed.
 
-    data: "synthetic" or a path to FER2013 data (CSV or image folders) each client reads.
-    val_data: held-out set for the server's centralized evaluation ("" → a seeded 10% split
-        of `data` kept out of the federation; synthetic → freshly generated faces).
-    num_clients: number of participants the data is split into.
-    rounds: planned federated rounds (clients spread their ε budget over these).
-    dp: train with DP-SGD; when False, plain SGD and no privacy guarantee.
-    epsilon, delta: each client's total budget over all rounds.
-    noise_multiplier: σ for DP-SGD; 0 → derived from (epsilon, delta) and the plan.
-    max_grad_norm: per-sample clipping bound C.
-    accountant: "rdp" or "prv" (Opacus).
-    alpha: Dirichlet label-skew concentration; 0 → IID split.
-    seed: seeds the split, sampling, initialization and noise.
-    local_epochs, batch_size, learning_rate: local training (Adam; DP-Adam under DP);
-        batch_size is the expected Poisson batch size: the sample rate is 1 / ceil(n_i / B).
-    trainable: which parameters clients train: "all", "head", or "top" (last block + head).
-    init_model: a model file to start from ("" → random init). When its card names a public
-        split of the training data, those faces are excluded from every client.
-    synthetic_size: faces per client when data is "synthetic".
-    model_width: channel width of a freshly initialised backbone (ignored with init_model).
-    secure_agg: "none" (the server averages plaintext updates) or "ckks" (clients send CKKS
-        ciphertexts of n_i·w_i; the server adds them without being able to read them).
-    key_dir: CKKS key directory (`emofl keys init`); clients read the secret context there,
-        the server only the public one.
-    out: run directory (checkpoints, client ledgers, metrics).
-    resume: continue from the run directory's last checkpoint.
-    command: the command line that started the run, recorded in the model card.
+    batch_size is the expected Poisson batch size: the sample rate is 1 / ceil(n_i / B).
     """
 
-    data: str = "synthetic"
-    val_data: str = ""
-    num_clients: int = 4
-    rounds: int = 3
-    dp: bool = True
-    epsilon: float = 8.0
-    delta: float = 1e-5
-    noise_multiplier: float = 0.0
-    max_grad_norm: float = 1.0
-    accountant: str = "rdp"
-    alpha: float = 0.5
-    seed: int = 0
-    local_epochs: int = 1
-    batch_size: int = 64
-    learning_rate: float = 3e-4
-    trainable: str = "all"
-    init_model: str = ""
-    synthetic_size: int = 300
-    model_width: int = 16
-    secure_agg: str = "none"
-    key_dir: str = ""
-    out: str = "runs/flwr"
-    resume: bool = False
-    command: str = ""
+    data: str = setting("synthetic", "'synthetic' or FER2013 data (a CSV or an image folder)")
+    val_data: str = setting(
+        "", "held-out set for the server's evaluation (default: a seeded 10% of --data kept out "
+        "of the federation; synthetic data: freshly generated faces)")
+    num_clients: int = setting(4, "participants the data is split into", bound=AT_LEAST_ONE,
+                               flag="--clients")
+    rounds: int = setting(3, "planned federated rounds; clients spread their ε over these",
+                          bound=AT_LEAST_ONE)
+    dp: bool = setting(True, "train without differential privacy (no DP-SGD, no guarantee)",
+                       exclusive_group="budget")
+    epsilon: float = setting(8.0, "each client's total ε over all rounds", bound=POSITIVE,
+                             exclusive_group="budget")
+    delta: float = setting(1e-5, "each client's δ", bound=OPEN_UNIT_INTERVAL)
+    noise_multiplier: float = setting(
+        0.0, "σ of DP-SGD; 0 derives it from ε, δ and the planned rounds", bound=NON_NEGATIVE)
+    max_grad_norm: float = setting(1.0, "per-sample clipping bound C", bound=POSITIVE)
+    accountant: str = setting("rdp", "Opacus accountant that turns DP-SGD events into ε",
+                              choices=ACCOUNTANTS)
+    alpha: float = setting(0.5, "Dirichlet label skew; 0 for an IID split",
+                           bound=Bound("positive (or 0 for IID)", lambda v: v >= 0))
+    seed: int = setting(0, "seeds the split, sampling, initialization and noise",
+                        bound=NON_NEGATIVE)
+    local_epochs: int = setting(1, "local epochs per round", bound=AT_LEAST_ONE)
+    batch_size: int = setting(64, "expected batch size of local training", bound=AT_LEAST_ONE)
+    learning_rate: float = setting(
+        3e-4, "client Adam learning rate, small since label skew makes clients drift",
+        bound=POSITIVE, flag="--lr")
+    trainable: str = setting("all", "which parameters clients train: all, top (last block and "
+                             "head) or head", choices=TRAINABLE)
+    init_model: str = setting(
+        "", "start from this model file (default: random init); faces of the public split its "
+        "card names are kept out of every client")
+    synthetic_size: int = setting(300, "synthetic faces per client", bound=AT_LEAST_ONE)
+    model_width: int = setting(16, "channel width of a new backbone; --init-model brings its own",
+                               bound=AT_LEAST_ONE)
+    secure_agg: str = setting("none", "ckks: the server adds encrypted updates it cannot read",
+                              choices=SECURE_AGG)
+    key_dir: str = setting("", "CKKS key directory from `emofl keys init`; clients read the "
+                           "secret context there, the server only the public one (default: new "
+                           "keys in --out)", flag="--keys")
+    out: str = setting("runs/flwr", "run directory: checkpoints, client ledgers, metrics, model",
+                       cli_default="runs/simulate")
+    resume: bool = setting(False, "continue the run in --out from its last checkpoint")
+    command: str = setting("", "the command line that started the run, recorded in the model "
+                           "card", on_cli=False)
+
+    def __post_init__(self) -> None:
+        for spec in RUN_SETTINGS:
+            spec.check(getattr(self, spec.name), spec.key)
 
     @property
     def encrypted(self) -> bool:
@@ -73,13 +89,14 @@ class RunSettings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RunSettings":
-        """Build from a Flower run config, ignoring keys that are not settings."""
-        known = {f.name: f.type for f in fields(cls)}
+        """Build from a Flower run config, ignoring keys that are not settings; SettingsError
+        naming the key for a value of the wrong type or out of range."""
+        by_name = {spec.name: spec for spec in RUN_SETTINGS}
         values = {}
         for key, value in config.items():
-            name = key.replace("-", "_")
-            if name in known:
-                values[name] = _coerce(value, known[name])
+            spec = by_name.get(key.replace("-", "_"))
+            if spec is not None:
+                values[spec.name] = spec.parse(value, spec.key)
         return cls(**values)
 
     def to_config(self) -> dict[str, Any]:
@@ -87,10 +104,5 @@ class RunSettings:
         return {k.replace("_", "-"): v for k, v in asdict(self).items()}
 
 
-def _coerce(value: Any, type_name: Any) -> Any:
-    kind = {"str": str, "int": int, "float": float, "bool": bool}[
-        type_name if isinstance(type_name, str) else type_name.__name__
-    ]
-    if kind is bool and isinstance(value, str):
-        return value.lower() in ("1", "true", "yes")
-    return kind(value)
+RUN_SETTINGS: tuple[Setting, ...] = settings_of(RunSettings)
+"""Every run setting, in field order: the one definition the CLI and run configs read."""

@@ -1,7 +1,7 @@
 """Non-private pre-training on the public split: the server's starting point for DP fine-tuning.
 
 A fixed, seeded fraction of a training set is treated as public, consented data held by the
-server (DESIGN.md, "DP accuracy on FER2013"). Training on it costs no client privacy; the
+server (docs/architecture.md, "What is public"). Training on it costs no client privacy; the
 resulting model's card records the split so that `emofl simulate --init-model` keeps those
 faces out of every client, and ε covers exactly the federated rest. With synthetic data the
 server simply draws its own faces from a seed no client uses.
@@ -18,7 +18,9 @@ from emofl.common.data.datasets import load_dataset
 from emofl.common.data.face_dataset import FaceDataset
 from emofl.common.data.federated_data import PublicSplit, to_faces
 from emofl.common.data.partition import split_public
+from emofl.common.errors import UserError
 from emofl.common.model.frame_store import build_model, save_model
+from emofl.common.model.model_card import model_card
 from emofl.common.model.training import evaluate, train_epoch
 from emofl.common.storage import atomic_io
 
@@ -62,7 +64,7 @@ def public_faces(settings: PretrainSettings) -> tuple[FaceDataset, PublicSplit |
     return dataset.subset(public_idx), split, len(private_idx)
 
 
-class PretrainError(ValueError):
+class PretrainError(UserError):
     """The output exists, or a checkpoint beside it belongs to other settings."""
 
 
@@ -127,21 +129,21 @@ def pretrain(settings: PretrainSettings, progress: bool = True) -> dict:
             "settings": asdict(settings), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
             "generator": generator.get_state(), "history": history})
-    card = {
-        "name": "emofl frame model (public pre-training)",
-        "training": {"method": "non-private central training on the public split",
-                     "data": public.source, "public_faces": len(public),
-                     "private_faces_left_to_federation": num_private,
-                     "epochs": settings.epochs, "batch_size": settings.batch_size,
-                     "learning_rate": settings.learning_rate,
-                     "weight_decay": settings.weight_decay,
-                     "label_smoothing": settings.label_smoothing, "seed": settings.seed,
-                     "command": settings.command, "history": history},
-        "public_split": split.to_dict() if split else None,
-        "privacy": {"dp": False, "guarantee": "none needed: only public, consented faces seen"},
-    }
-    if validation is not None:
-        card["validation"] = evaluate(model, validation.images, validation.labels).to_dict()
+    card = model_card(
+        name="emofl frame model (public pre-training)",
+        training={"method": "non-private central training on the public split",
+                  "data": public.source, "public_faces": len(public),
+                  "private_faces_left_to_federation": num_private,
+                  "epochs": settings.epochs, "batch_size": settings.batch_size,
+                  "learning_rate": settings.learning_rate,
+                  "weight_decay": settings.weight_decay,
+                  "label_smoothing": settings.label_smoothing, "seed": settings.seed,
+                  "command": settings.command, "history": history},
+        privacy={"dp": False, "guarantee": "none needed: only public, consented faces seen"},
+        public_split=split.to_dict() if split else None,
+        validation=(evaluate(model, validation.images, validation.labels).to_dict()
+                    if validation is not None else None),
+    )
     save_model(model, Path(settings.out), card)
     checkpoint_file(settings.out).unlink(missing_ok=True)
     return card

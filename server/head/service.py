@@ -24,6 +24,7 @@ from emofl.common.crypto import seal_bytes
 from emofl.common.crypto.head_ckks import galois_elements, seal_context
 from emofl.common.crypto.packed_head import all_rotation_steps
 from emofl.common.data.classes import CLASSES
+from emofl.common.errors import SettingsError, UserError
 from emofl.common.model.frame_store import backbone_sha256, load_model
 from emofl.common.protocol import head_service_pb2 as pb
 from emofl.common.protocol import head_service_pb2_grpc as pb_grpc
@@ -132,8 +133,6 @@ class EncryptedHeadService(pb_grpc.EncryptedHeadServicer):
                                     "batch at a time")
         try:
             result = self.evaluator.evaluate(ciphertexts, faces, session.galois_keys)
-            session.requests += 1
-            session.faces += faces
         finally:
             session.lock.release()
         return pb.ClassifyReply(logits=seal_bytes.to_bytes(result))
@@ -151,11 +150,11 @@ def _server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials
     try:
         x509.load_pem_x509_certificate(cert)
     except ValueError:
-        raise ValueError(f"--tls-cert {cert_file} is not a PEM certificate") from None
+        raise SettingsError(f"--tls-cert {cert_file} is not a PEM certificate") from None
     try:
         load_pem_private_key(key, password=None)
     except (ValueError, TypeError):
-        raise ValueError(f"--tls-key {key_file} is not an unencrypted PEM private key") from None
+        raise SettingsError(f"--tls-key {key_file} is not an unencrypted PEM private key") from None
     return grpc.ssl_server_credentials([(key, cert)])
 
 
@@ -168,7 +167,7 @@ def start_head_server(model_path: str | None = None, host: str = "127.0.0.1", po
     Port 0 picks a free port. TLS needs both `tls_cert` and `tls_key` (PEM files).
     """
     if bool(tls_cert) != bool(tls_key):
-        raise ValueError("TLS needs both --tls-cert and --tls-key")
+        raise SettingsError("TLS needs both --tls-cert and --tls-key")
     model, _ = load_model(model_path)
     evaluator = PackedHeadEvaluator(model.head.weight.detach().numpy().astype(np.float64),
                                     model.head.bias.detach().numpy().astype(np.float64))
@@ -188,6 +187,6 @@ def start_head_server(model_path: str | None = None, host: str = "127.0.0.1", po
     except RuntimeError:
         bound = 0
     if not bound:
-        raise ValueError(f"cannot listen on {address} (in use, or not an address of this host)")
+        raise UserError(f"cannot listen on {address} (in use, or not an address of this host)")
     server.start()
     return server, bound, service

@@ -24,12 +24,11 @@ class SessionLimitError(RuntimeError):
 
 @dataclass
 class HeadSession:
-    """One device's keys and how much it has used them."""
+    """One device's keys, when it last used them (for idle expiry), and the lock that lets it
+    run one request at a time."""
 
     galois_keys: seal.GaloisKeys
     last_used: float
-    requests: int = 0
-    faces: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -4,7 +4,7 @@ Usage: python -m emofl.simulations.benchmarks.analyze_bench
            [--faces ../shared/data/fer2013/val] [--videos 3] [--seconds 60] [--repeats 3]
            [--naive-videos 1] [--work runs/analyze_bench] [--results docs/results]
 
-For each gallery video (640x480, 30 fps, 3x3 tiles; `simulations/gallery_video.py`, seeds
+For each gallery video (640x480, 30 fps, 3x3 tiles; `simulations/gallery/video.py`, seeds
 0..videos-1, written under --work and never committed):
 - the default command, `emofl analyze VIDEO --out DIR`, `--repeats` times: frames per second
   over the whole command (process start to exit: imports, model loading, plots included) and
@@ -12,9 +12,9 @@ For each gallery video (640x480, 30 fps, 3x3 tiles; `simulations/gallery_video.p
 - the same with `--smoothing ema` and `--smoothing none` (the frame model alone);
 - on the first `--naive-videos` videos, the naive pipeline: Haar on every full-size frame, the
   CNN on every face of every frame, no tracking, no smoothing.
-Every timeline is scored against the video's ground truth (`gallery_scoring`): coverage of
-(frame, participant) pairs, accuracy per face-frame, false rows, id stability. Beside them:
-the frame model's accuracy on still images (all val faces, and the faces of each video
+Every timeline is scored against the video's ground truth (`simulations/gallery/scoring.py`):
+coverage of (frame, participant) pairs, accuracy per face-frame, false rows, id stability.
+Beside them: the frame model's accuracy on still images (all val faces, and the faces of each video
 weighted by the frames they are shown in). Medians across runs and videos; all runs in the
 JSON. Writes `analyze_bench.json` and `analyze_bench.png` into --results.
 """

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The same FER2013 federation with and without CKKS secure aggregation (docs/benchmarks.md).
-# Usage: simulations/bench_secure_agg.sh [FER2013_ROOT] [RUNS_DIR]   (after train_fer.sh)
+# Usage: simulations/benchmarks/bench_secure_agg.sh [FER2013_ROOT] [RUNS_DIR]   (after training/train_fer.sh)
 set -euo pipefail
 FER=${1:-../shared/data/fer2013}
 RUNS=${2:-runs/fer}

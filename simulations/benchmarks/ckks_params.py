@@ -23,14 +23,16 @@ import tenseal as ts
 from emofl.common.crypto.ckks import (
     DEFAULT_PARAMS,
     CkksParams,
-    EncryptedUpdate,
     context_fingerprint,
-    create_integrity_key,
     create_secret_context,
     decrypt_vector,
     encrypt_vector,
     load_context,
     public_context_bytes,
+)
+from emofl.common.crypto.encrypted_update import (
+    EncryptedUpdate,
+    create_integrity_key,
     sign_update,
     sum_encrypted,
 )

@@ -21,7 +21,8 @@ import numpy as np
 
 from emofl.client.federated.keys import load_client_keys
 from emofl.client.federated.update_encryption import encrypt_update, global_state
-from emofl.common.crypto.ckks import EncryptedUpdate, flatten_state, sum_encrypted
+from emofl.common.crypto.ckks import flatten_state
+from emofl.common.crypto.encrypted_update import EncryptedUpdate, sum_encrypted
 from emofl.common.crypto.key_files import init_keys
 from emofl.common.model.frame_store import load_model
 from emofl.common.protocol.ckks_records import from_arrays, record_bytes, to_arrays

@@ -15,16 +15,16 @@ from emofl.client.federated.keys import load_client_keys
 from emofl.client.federated.update_encryption import global_state
 from emofl.common.crypto.key_files import init_keys
 from emofl.common.data.federated_data import public_split_of, training_indices, validation_faces
-from emofl.common.model.frame_store import save_model
-from emofl.common.model.training import evaluate
+from emofl.common.errors import UserError
+from emofl.common.model.release import MODEL_FILE, release_model
 from emofl.common.protocol.run_settings import RunSettings
 from emofl.server.federated.checkpoint import checkpoint_path, load_checkpoint
-from emofl.server.federated.model_card import build_model_card
+from emofl.server.federated.round_recorder import METRICS_FILE
 from emofl.server.federated.server_app import build_server_app, initial_model
 from emofl.simulations.federation.plots import plot_run
 
 
-class RunDirError(ValueError):
+class RunDirError(UserError):
     """The run directory does not fit the request: a run exists without --resume, or none with."""
 
 
@@ -157,21 +157,16 @@ def _with_keys(settings: RunSettings) -> RunSettings:
 
 
 def write_decrypted_model(settings: RunSettings) -> None:
-    """As a key holder (a client would do this), decrypt the final aggregate into model.pt.
+    """As a key holder (a device would do this), decrypt the final aggregate and release it.
 
-    The server cannot: it holds the encrypted Σ n_i·w_i only. The model is then evaluated on
-    the held-out set exactly as the server evaluates a plaintext run.
+    The server cannot: it holds the encrypted Σ n_i·w_i only. The model is then evaluated and
+    written exactly as the server releases a plaintext run's model.
     """
     history = load_checkpoint(settings.out)
     model = initial_model(settings)
     keys = load_client_keys(settings.key_dir)
     model.load_state_dict(global_state(ArrayRecord(history.model_state), model.state_dict(), keys))
-    validation = validation_faces(settings)
-    evaluation = evaluate(model, validation.images, validation.labels)
-    split = public_split_of(settings)
-    card = build_model_card(settings, history.rounds, history.ledgers, evaluation,
-                            split.to_dict() if split else None)
-    save_model(model, Path(settings.out) / "model.pt", card)
+    release_model(model, settings, history.rounds, history.ledgers)
 
 
 def format_summary(summary: dict) -> str:
@@ -197,9 +192,9 @@ def _max_epsilon(entry: dict) -> str:
 def summarize(settings: RunSettings, wall_seconds: float) -> dict:
     """A readable summary of the run directory, after plotting it."""
     out = Path(settings.out)
-    metrics_file = out / "metrics.json"
-    if not (out / "model.pt").exists() or not metrics_file.exists():
-        raise RuntimeError(f"the simulation ended without writing {out}/model.pt; see the log")
+    metrics_file = out / METRICS_FILE
+    if not (out / MODEL_FILE).exists() or not metrics_file.exists():
+        raise RuntimeError(f"the simulation ended without writing {out}/{MODEL_FILE}")
     metrics = json.loads(metrics_file.read_text())
     rounds = metrics["rounds"]
     plots = plot_run(rounds, out)
@@ -216,6 +211,6 @@ def summarize(settings: RunSettings, wall_seconds: float) -> dict:
         "max_client_epsilon": _max_epsilon(last),
         "delta": settings.delta if settings.dp else None,
         "wall_seconds": round(wall_seconds, 1),
-        "outputs": [str(out / "metrics.json"), str(out / "model.pt"),
+        "outputs": [str(out / METRICS_FILE), str(out / MODEL_FILE),
                     str(out / "model_card.json"), *map(str, plots)],
     }

@@ -10,7 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
-from emofl.common.model.frame_store import SHIPPED_MODEL, card_path, read_card
+from emofl.common.model.frame_store import SHIPPED_MODEL
+from emofl.common.model.weights_store import card_path, read_card
 from emofl.common.storage import atomic_io
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains and measures the shipped frame model on FER2013 with `emofl` itself (docs/benchmarks.md).
-# Usage: simulations/train_fer.sh [FER2013_ROOT] [RUNS_DIR]
+# Usage: simulations/training/train_fer.sh [FER2013_ROOT] [RUNS_DIR]
 # Each step is skipped when its model exists and resumed from its checkpoint when interrupted.
 set -euo pipefail
 FER=${1:-../shared/data/fer2013}

@@ -23,12 +23,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from emofl.common.data.classes import CLASSES, NUM_CLASSES
+from emofl.common.data.classes import NUM_CLASSES
 from emofl.common.data.datasets import load_dataset
 from emofl.common.data.face_dataset import DataError
-from emofl.common.model.frame_store import ModelError, load_model
+from emofl.common.model.frame_store import load_model
+from emofl.common.model.model_card import model_card
 from emofl.common.model.temporal import EmaSmoother, TemporalModel, TemporalSmoother, ema_sequences
 from emofl.common.model.temporal_store import SHIPPED_TEMPORAL_MODEL, save_temporal_model
+from emofl.common.model.weights_store import ModelError
 from emofl.common.storage import atomic_io
 from emofl.simulations.training.expression_sequences import (
     SequenceBuilder,
@@ -194,17 +196,16 @@ def build_card(
     settings: SequenceSettings, val_settings: SequenceSettings, faces: dict, results: dict,
 ) -> dict:
     """The model card: what the model eats, what it was trained on, how well it did."""
-    return {
-        "name": "emofl temporal model",
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "classes_order": ", ".join(CLASSES),
-        "input": "per-frame class probabilities of one face from the frame model, in time order",
-        "output": "logits over the same classes per frame; causal (frame t sees frames <= t)",
-        "frame_model": {
+    return model_card(
+        name="emofl temporal model",
+        parameters=sum(p.numel() for p in model.parameters()),
+        input="per-frame class probabilities of one face from the frame model, in time order",
+        output="logits over the same classes per frame; causal (frame t sees frames <= t)",
+        frame_model={
             "path": args.frame_model or "shipped (common/weights/frame_model.pt)",
             "validation_accuracy": frame_card.get("validation", {}).get("accuracy"),
         },
-        "training": {
+        training={
             "data": args.data,
             "faces": faces["train"],
             "views_per_face": args.views,
@@ -218,14 +219,14 @@ def build_card(
                                    *sys.argv[1:]]),
             "date": date.today().isoformat(),
         },
-        "evaluation": {
+        evaluation={
             "data": args.val_data,
             "faces": faces["val"],
             "sequence_settings": val_settings.to_dict(),
             "ema_alpha_chosen_on": "400 training sequences",
         },
-        "results": results,
-    }
+        results=results,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,11 @@
-"""The model card written beside a federated run's final model."""
+"""Model cards: the JSON beside every model file saying what it is, how it was trained, what ε
+protects and how well it does. `model_card` is the one builder every producer uses (public
+pre-training, a federated run, the temporal model); `run_card` fills it for a federated run.
+"""
 
+from emofl.common.data.classes import CLASSES
 from emofl.common.model.training import Evaluation
-from emofl.common.privacy.accounting import NEIGHBOURING_RELATION
+from emofl.common.privacy.events import ACCOUNTED_RELATION
 from emofl.common.protocol.run_settings import RunSettings
 
 
@@ -13,7 +17,7 @@ def _privacy_section(settings: RunSettings, ledgers: dict[int, dict], rounds: li
     return {
         "dp": True,
         "mechanism": "DP-SGD (Opacus), Poisson sampling, per-sample clipping",
-        "neighbouring_relation": NEIGHBOURING_RELATION,
+        "neighbouring_relation": ACCOUNTED_RELATION.describe(),
         "unit": "one face image of one client's local data set",
         "accountant": settings.accountant,
         "epsilon_budget": settings.epsilon,
@@ -29,13 +33,28 @@ def _privacy_section(settings: RunSettings, ledgers: dict[int, dict], rounds: li
     }
 
 
-def build_model_card(settings: RunSettings, rounds: list[dict], ledgers: dict[int, dict],
-                     evaluation: Evaluation, public_split: dict | None) -> dict:
-    """What the final model is, how it was trained, what ε protects, and how well it does."""
-    return {
-        "name": "emofl frame model",
-        "classes_order": "FER2013: angry, disgust, fear, happy, sad, surprise, neutral",
-        "training": {
+CLASSES_ORDER = "FER2013: " + ", ".join(CLASSES)
+
+
+def model_card(*, name: str, training: dict, privacy: dict | None = None,
+               validation: dict | None = None, **sections: dict) -> dict:
+    """A card: name, class order, how it was trained (with the command that did it), what
+    privacy it has, its validation, and any further named sections."""
+    card = {"name": name, "classes_order": CLASSES_ORDER, "training": training}
+    if privacy is not None:
+        card["privacy"] = privacy
+    card.update(sections)
+    if validation is not None:
+        card["validation"] = validation
+    return card
+
+
+def run_card(settings: RunSettings, rounds: list[dict], ledgers: dict[int, dict],
+             evaluation: Evaluation, public_split: dict | None) -> dict:
+    """The card of a federated run's final model."""
+    return model_card(
+        name="emofl frame model",
+        training={
             "method": "federated averaging (Flower) of local DP-SGD updates",
             "data": settings.data,
             "validation_data": settings.val_data or "seeded hold-out of the training data",
@@ -53,6 +72,6 @@ def build_model_card(settings: RunSettings, rounds: list[dict], ledgers: dict[in
             "seed": settings.seed,
             "command": settings.command,
         },
-        "privacy": _privacy_section(settings, ledgers, rounds),
-        "validation": evaluation.to_dict(),
-    }
+        privacy=_privacy_section(settings, ledgers, rounds),
+        validation=evaluation.to_dict(),
+    )

@@ -1,0 +1,65 @@
+"""The one file convention of every shipped or trained model, frame and temporal alike.
+
+A model file is a plain `torch.save`d state_dict (loadable with `torch.load`); its card is the
+JSON object beside it, `<stem>_card.json`, recording what the model is, how it was trained and
+how to rebuild it. Shipped weights live in `WEIGHTS_DIR`, inside the package.
+"""
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from emofl.common.errors import UserError
+from emofl.common.storage import atomic_io
+
+WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
+
+
+class ModelError(UserError):
+    """A model file or its card is missing or does not hold what it should."""
+
+
+def card_path(model_path: str | Path) -> Path:
+    path = Path(model_path)
+    return path.with_name(f"{path.stem}_card.json")
+
+
+def save_weights(model: nn.Module, path: str | Path, card: dict) -> None:
+    """Write the model's state_dict and its card atomically, the card last."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    atomic_io.torch_save(path, state)
+    atomic_io.write_json(card_path(path), card)
+
+
+def read_card(model_path: str | Path) -> dict:
+    """The card beside `model_path`; ModelError when either file is missing or the card is not
+    a JSON object."""
+    model_path = Path(model_path)
+    card = card_path(model_path)
+    if not model_path.is_file():
+        raise ModelError(f"model file not found: {model_path}")
+    if not card.is_file():
+        raise ModelError(f"model card not found: {card}")
+    try:
+        data = json.loads(card.read_text())
+    except json.JSONDecodeError as err:
+        raise ModelError(f"model card is not valid JSON: {card} ({err.msg})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model card is not a JSON object: {card}")
+    return data
+
+
+def load_weights(model: nn.Module, model_path: str | Path) -> None:
+    """Fill `model` with the state_dict at `model_path`; ModelError when it is not one that fits."""
+    try:
+        state = torch.load(model_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a file that is not its own
+        reason = " ".join(str(err).split())[:200]
+        raise ModelError(f"cannot load model weights from {model_path}: {reason}") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError, ValueError):
+        raise ModelError(f"cannot load model weights from {model_path}: they do not fit the "
+                         f"architecture in {card_path(model_path).name}") from None

@@ -1,0 +1,18 @@
+"""The allowed values of string settings, defined once for the code that checks them and for
+the `emofl` options that offer them.
+
+Light on purpose (no torch, no opacus), so that `emofl` builds its parser without loading them.
+The accountants are defined with the privacy events (`emofl.common.privacy.events.ACCOUNTANTS`).
+"""
+
+# Which parameters clients train: everything, the last block and the head, or the head only.
+TRAINABLE: tuple[str, ...] = ("all", "top", "head")
+
+# How the server combines updates: plaintext FedAvg, or a sum of CKKS ciphertexts.
+SECURE_AGG: tuple[str, ...] = ("none", "ckks")
+
+# Per-participant smoothing over time in a meeting analysis.
+SMOOTHING: tuple[str, ...] = ("temporal", "ema", "none")
+
+# Backbones of the frame model: depthwise-separable blocks, or VGG-style stages.
+MODEL_KINDS: tuple[str, ...] = ("separable", "vgg")
