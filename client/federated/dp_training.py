@@ -5,21 +5,29 @@ that round's ε, the client keeps a `PrivacyLedger` of every DP-SGD event it has
 ε it reports is for the whole history, and it refuses a round that would exceed its budget.
 A round's plan is the `DpEvent` it would spend, so the budget check asks the ledger about
 exactly the event the round then runs.
+
+Each step draws a Poisson sample of the device's faces at rate q (a logical batch of q·n faces
+in expectation, possibly thousands), which Opacus' DPOptimizer accumulates over physical chunks
+of at most `MAX_PHYSICAL_BATCH` inputs before clipping, noising and stepping (as its
+BatchMemoryManager does). With augmentation multiplicity K (De et al. 2022) every sampled face
+is seen in K random augmentations whose gradients are averaged before clipping, so it still
+contributes one clipped gradient. The device's optimizer is plain SGD on the privatised
+gradient by default; the server's optimizer (momentum) acts on the averaged update.
 """
 
 import copy
 import math
 import secrets
-import warnings
 from dataclasses import dataclass
 
 import torch
-from opacus import PrivacyEngine
-from torch.utils.data import DataLoader, TensorDataset
+from opacus import GradSampleModule
+from opacus.optimizers import DPOptimizer
+from torch import nn
 
+from emofl.common.data.augmentation import augment_batch
 from emofl.common.data.federated_data import Faces
 from emofl.common.model.emotion_net import EmotionNet
-from emofl.common.model.training import train_epoch
 from emofl.common.privacy.budget import noise_for_budget
 from emofl.common.privacy.events import DpEvent
 from emofl.common.privacy.ledger import PrivacyLedger
@@ -41,12 +49,13 @@ class LocalUpdate:
 def plan_round(settings: RunSettings, num_examples: int) -> DpEvent:
     """The event one round will spend, σ chosen so `settings.rounds` rounds spend exactly ε.
 
-    q and the steps per epoch are those Opacus' Poisson loader uses: q = 1 / ⌈n / B⌉.
-    Without DP, σ is 0 and the event only gives the round's q and steps: nothing is spent.
+    q is the settings' sample rate, or else 1 / ⌈n / B⌉ for the expected batch size B; a round
+    is `local_steps` steps, or else `local_epochs` passes of ⌈1/q⌉ steps. Without DP, σ is 0
+    and the event only gives the round's q and steps: nothing is spent.
     """
-    batches_per_epoch = max(1, math.ceil(num_examples / settings.batch_size))
-    sample_rate = 1.0 / batches_per_epoch
-    steps = settings.local_epochs * batches_per_epoch
+    batches = max(1, math.ceil(num_examples / settings.batch_size))
+    sample_rate = settings.sample_rate or 1.0 / batches
+    steps = settings.local_steps or settings.local_epochs * math.ceil(1 / sample_rate)
     if not settings.dp:
         return DpEvent(0.0, sample_rate, steps)
     sigma = settings.noise_multiplier or noise_for_budget(
@@ -93,25 +102,71 @@ def train_round(
     model = copy.deepcopy(model).train()
     set_trainable(model, settings.trainable)
     generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(faces.images, faces.labels), batch_size=settings.batch_size,
-                        shuffle=True, generator=generator)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=settings.learning_rate)
+    optimizer = _client_optimizer(settings, params)
+    module: nn.Module = model
     if settings.dp:
-        engine = PrivacyEngine(accountant=settings.accountant)
-        with warnings.catch_warnings():  # Opacus warns about secure RNG; simulation is not that
-            warnings.simplefilter("ignore")
-            private_model, optimizer, loader = engine.make_private(
-                module=model, optimizer=optimizer, data_loader=loader,
-                noise_multiplier=plan.noise_multiplier, max_grad_norm=settings.max_grad_norm,
-                poisson_sampling=True, noise_generator=torch.Generator().manual_seed(seed + 1),
-            )
-    else:
-        private_model = model
-    losses = [train_epoch(private_model, loader, optimizer, generator)
-              for _ in range(settings.local_epochs)]
+        module = GradSampleModule(model, loss_reduction="sum")
+        optimizer = DPOptimizer(
+            optimizer, noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=settings.max_grad_norm,
+            expected_batch_size=max(1, round(plan.sample_rate * n)), loss_reduction="mean",
+            generator=torch.Generator().manual_seed(seed + 1))
+    losses = [_logical_step(module, optimizer, faces, plan.sample_rate,
+                            settings.augment_multiplicity, generator, settings.dp)
+              for _ in range(plan.steps)]
     if settings.dp:
-        for sigma, q, steps in engine.accountant.history:  # what Opacus actually ran
-            ledger.record(DpEvent(sigma, q, steps))
+        ledger.record(plan)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return LocalUpdate(state, n, float(sum(losses) / len(losses)), plan)
+
+
+MAX_PHYSICAL_BATCH = 128  # inputs per forward/backward pass, augmentation copies included
+
+
+def _client_optimizer(settings: RunSettings, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if settings.client_optimizer == "adam":
+        return torch.optim.Adam(params, lr=settings.learning_rate)
+    return torch.optim.SGD(params, lr=settings.learning_rate)
+
+
+def _logical_step(module: nn.Module, optimizer: torch.optim.Optimizer, faces: Faces,
+                  sample_rate: float, multiplicity: int, generator: torch.Generator,
+                  private: bool) -> float:
+    """One optimizer step on a Poisson sample of `faces`; returns its mean training loss.
+
+    Under DP the chunks' per-sample gradients go to the DPOptimizer, which clips and sums them
+    and adds noise once, at the last chunk (an empty sample still gets its noise). Without DP
+    the chunks' gradients add up to the mean over the sample.
+    """
+    chosen = torch.nonzero(torch.rand(len(faces), generator=generator) < sample_rate).flatten()
+    chunks = chosen.split(max(1, MAX_PHYSICAL_BATCH // multiplicity)) if len(chosen) else [chosen]
+    total = 0.0
+    for index, chunk in enumerate(chunks):
+        if private:
+            optimizer.signal_skip_step(do_skip=index < len(chunks) - 1)
+        images = faces.images[chunk].repeat(multiplicity, 1, 1, 1)
+        if len(chunk):
+            images = augment_batch(images, generator)
+        labels = faces.labels[chunk].repeat(multiplicity)
+        losses = nn.functional.cross_entropy(module(images), labels, reduction="none")
+        # Under DP each copy's own gradient (Opacus averages copies, then clips, sums, adds
+        # noise and divides by the expected batch); without DP the mean over the sample.
+        loss = losses.sum() if private else losses.sum() / (multiplicity * max(1, len(chosen)))
+        loss.backward()
+        if private:
+            _average_copies(optimizer, multiplicity)
+        total += float(losses.detach().sum()) / multiplicity
+        if private or index == len(chunks) - 1:
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    return total / max(1, len(chosen))
+
+
+def _average_copies(optimizer: DPOptimizer, multiplicity: int) -> None:
+    """Replace each face's K per-copy gradients by their mean, so it is clipped once."""
+    if multiplicity == 1:
+        return
+    for param in optimizer.params:
+        sample = param.grad_sample
+        param.grad_sample = sample.view(multiplicity, -1, *sample.shape[1:]).mean(0)

@@ -55,7 +55,7 @@ def run_card(settings: RunSettings, rounds: list[dict], ledgers: dict[int, dict]
     return model_card(
         name="emofl frame model",
         training={
-            "method": "federated averaging (Flower) of local DP-SGD updates",
+            "method": "FedAvg (FedAvgM with server momentum) over Flower of local DP-SGD updates",
             "data": settings.data,
             "validation_data": settings.val_data or "seeded hold-out of the training data",
             "clients": settings.num_clients,
@@ -64,7 +64,13 @@ def run_card(settings: RunSettings, rounds: list[dict], ledgers: dict[int, dict]
             "alpha": settings.alpha if settings.alpha > 0 else "iid",
             "local_epochs": settings.local_epochs,
             "batch_size": settings.batch_size,
+            "sample_rate": settings.sample_rate or "1/ceil(n_i/batch_size)",
+            "local_steps": settings.local_steps or "local_epochs x 1/q",
+            "augment_multiplicity": settings.augment_multiplicity,
+            "client_optimizer": settings.client_optimizer,
             "learning_rate": settings.learning_rate,
+            "server_learning_rate": settings.server_learning_rate,
+            "server_momentum": settings.server_momentum,
             "trainable": settings.trainable,
             "secure_aggregation": settings.secure_agg,
             "init_model": settings.init_model or None,

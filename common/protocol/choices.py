@@ -16,3 +16,6 @@ SMOOTHING: tuple[str, ...] = ("temporal", "ema", "none")
 
 # Backbones of the frame model: depthwise-separable blocks, or VGG-style stages.
 MODEL_KINDS: tuple[str, ...] = ("separable", "vgg")
+
+# The device's optimizer on its (privatised) gradient: plain SGD, or Adam.
+CLIENT_OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")

@@ -10,8 +10,9 @@ checked when `RunSettings` is made, so `flwr run .` refuses what `emofl simulate
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from emofl.common.errors import SettingsError
 from emofl.common.privacy.events import ACCOUNTANTS
-from emofl.common.protocol.choices import SECURE_AGG, TRAINABLE
+from emofl.common.protocol.choices import CLIENT_OPTIMIZERS, SECURE_AGG, TRAINABLE
 from emofl.common.protocol.setting import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
@@ -55,10 +56,26 @@ class RunSettings:
     seed: int = setting(0, "seeds the split, sampling, initialization and noise",
                         bound=NON_NEGATIVE)
     local_epochs: int = setting(1, "local epochs per round", bound=AT_LEAST_ONE)
-    batch_size: int = setting(64, "expected batch size of local training", bound=AT_LEAST_ONE)
-    learning_rate: float = setting(
-        3e-4, "client Adam learning rate, small since label skew makes clients drift",
-        bound=POSITIVE, flag="--lr")
+    batch_size: int = setting(64, "expected batch size of local training (sets q = 1/ceil(n/B) "
+                              "when --sample-rate is 0)", bound=AT_LEAST_ONE)
+    sample_rate: float = setting(
+        0.0, "Poisson rate q at which each step samples a client's faces; 0 derives it from "
+        "--batch-size", bound=Bound("in [0, 1]", lambda v: 0 <= v <= 1))
+    local_steps: int = setting(0, "DP-SGD steps per round; 0: --local-epochs passes of 1/q steps",
+                               bound=NON_NEGATIVE)
+    augment_multiplicity: int = setting(
+        1, "augmented copies of each sampled face whose gradients are averaged before clipping",
+        bound=AT_LEAST_ONE)
+    client_optimizer: str = setting(
+        "adam", "the device's optimizer on its privatised gradient (sgd with --server-momentum "
+        "is the DP-FedSGD recipe)", choices=CLIENT_OPTIMIZERS)
+    learning_rate: float = setting(3e-4, "the device's learning rate", bound=POSITIVE,
+                                   flag="--lr")
+    server_learning_rate: float = setting(
+        1.0, "the server's learning rate on the averaged update (FedAvgM)", bound=POSITIVE)
+    server_momentum: float = setting(
+        0.0, "the server's momentum on the averaged update (FedAvgM); plain mode only",
+        bound=Bound("in [0, 1)", lambda v: 0 <= v < 1))
     trainable: str = setting("all", "which parameters clients train: all, top (last block and "
                              "head) or head", choices=TRAINABLE)
     init_model: str = setting(
@@ -81,6 +98,15 @@ class RunSettings:
     def __post_init__(self) -> None:
         for spec in RUN_SETTINGS:
             spec.check(getattr(self, spec.name), spec.key)
+        if self.key_dir and not self.encrypted:
+            raise SettingsError("key-dir (--keys) is for secure-agg ckks; without it updates "
+                                "travel in plaintext")
+        if self.encrypted and (self.server_momentum or self.server_learning_rate != 1.0):
+            # The server's optimizer would scale ciphertexts by non-integers, which needs a
+            # CKKS level the aggregation context does not have (docs/architecture.md).
+            raise SettingsError("server-momentum and server-learning-rate need plain "
+                                "aggregation: with secure-agg ckks the server only adds "
+                                "ciphertexts (leave them at 0 and 1)")
 
     @property
     def encrypted(self) -> bool:

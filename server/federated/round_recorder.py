@@ -26,6 +26,22 @@ RoundCallback = Callable[[dict], None]
 METRICS_FILE = "metrics.json"
 
 
+class RoundFailed(Exception):
+    """A round in which no device's update was aggregated although not every device refused
+    (all failed, were rejected or sent malformed replies): the run stops there."""
+
+
+def round_failure(entry: dict) -> str:
+    """Why the round recorded in `entry` failed, or "" when it did not."""
+    clients = entry["clients"]
+    if entry.get("aggregated", 1) or (clients and all(c["refused"] for c in clients)):
+        return ""
+    rejected = sum(bool(c["rejected"]) for c in clients)
+    return (f"round {entry['round']}: no update was aggregated ({rejected} rejected, "
+            f"{len(entry['unusable_replies'])} failed or malformed, "
+            f"{sum(bool(c['refused']) for c in clients)} refused)")
+
+
 class RoundRecorder:
     """Evaluates, records and checkpoints each round of a run into `history`."""
 
@@ -65,7 +81,8 @@ class RoundRecorder:
         reports = self._reports or RoundReports(round=self.history.round + 1)
         entry = {"round": reports.round, **result,
                  "wall_seconds": time.perf_counter() - self._round_started,
-                 "clients": reports.clients, "unusable_replies": reports.unusable}
+                 "clients": reports.clients, "unusable_replies": reports.unusable,
+                 "aggregated": reports.aggregated}
         self.history.rounds.append(entry)
         self.history.round = entry["round"]
         self.history.model_state = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
@@ -76,6 +93,8 @@ class RoundRecorder:
                              {"initial": self.history.initial, "rounds": self.history.rounds})
         if self.on_round:
             self.on_round(entry)
+        if failure := round_failure(entry):
+            raise RoundFailed(failure)
         self._reports, self._device_evaluation = None, {}
         self._round_started = time.perf_counter()
         return MetricRecord(result)

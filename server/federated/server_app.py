@@ -9,10 +9,13 @@ strategy returns is then released with its card. With `resume` it continues from
 directory's checkpoint.
 """
 
+from logging import ERROR
+
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg, Strategy
+from flwr.serverapp.strategy import FedAvgM, Strategy
 
 from emofl.common.crypto.ckks import flatten_state
 from emofl.common.model.emotion_net import EmotionNet
@@ -24,7 +27,7 @@ from emofl.server.federated.checkpoint import Checkpoint, load_checkpoint
 from emofl.server.federated.ckks_fedavg import CkksFedAvg
 from emofl.server.federated.keys import load_server_keys
 from emofl.server.federated.privacy_bookkeeping import PrivacyBookkeeping
-from emofl.server.federated.round_recorder import RoundCallback, RoundRecorder
+from emofl.server.federated.round_recorder import RoundCallback, RoundFailed, RoundRecorder
 
 
 def initial_model(settings: RunSettings) -> EmotionNet:
@@ -47,7 +50,9 @@ def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
                                 expected_length=length, **sampling)
         screen = aggregator.screen_updates
     else:
-        aggregator = FedAvg(fraction_evaluate=0.0, **sampling)
+        aggregator = FedAvgM(fraction_evaluate=0.0,
+                             server_learning_rate=settings.server_learning_rate,
+                             server_momentum=settings.server_momentum, **sampling)
     return PrivacyBookkeeping(aggregator, round_offset=round_offset,
                               on_round=recorder.round_trained,
                               on_evaluate=recorder.round_evaluated, screen=screen)
@@ -65,10 +70,14 @@ def run_federation(grid: Grid, settings: RunSettings,
     strategy = make_strategy(settings, model, history.round, recorder)
     config = architecture_config(architecture_of(model))
     start = ArrayRecord(history.model_state)
-    result = strategy.start(grid=grid, initial_arrays=start,
-                            num_rounds=max(0, settings.rounds - history.round),
-                            train_config=config, evaluate_config=ConfigRecord(dict(config)),
-                            evaluate_fn=recorder)
+    try:
+        result = strategy.start(grid=grid, initial_arrays=start,
+                                num_rounds=max(0, settings.rounds - history.round),
+                                train_config=config, evaluate_config=ConfigRecord(dict(config)),
+                                evaluate_fn=recorder)
+    except RoundFailed as failure:
+        log(ERROR, "the run stops: %s; its model is not released", failure)
+        return
     if settings.encrypted:
         return  # only a key holder can turn the encrypted aggregate into a model file
     final = result.arrays if len(result.arrays) else start

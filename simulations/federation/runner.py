@@ -14,18 +14,23 @@ from emofl.client.federated.client_app import build_client_app
 from emofl.client.federated.keys import load_client_keys
 from emofl.client.federated.update_encryption import global_state
 from emofl.common.crypto.key_files import init_keys
-from emofl.common.data.federated_data import public_split_of, training_indices, validation_faces
+from emofl.common.data.federated_data import validation_faces
 from emofl.common.errors import UserError
 from emofl.common.model.release import MODEL_FILE, release_model
-from emofl.common.protocol.run_settings import RunSettings
+from emofl.common.protocol.run_settings import RUN_SETTINGS, RunSettings
 from emofl.server.federated.checkpoint import checkpoint_path, load_checkpoint
-from emofl.server.federated.round_recorder import METRICS_FILE
+from emofl.server.federated.round_recorder import METRICS_FILE, round_failure
 from emofl.server.federated.server_app import build_server_app, initial_model
 from emofl.simulations.federation.plots import plot_run
+from emofl.simulations.federation.preflight import check_federation
 
 
 class RunDirError(UserError):
     """The run directory does not fit the request: a run exists without --resume, or none with."""
+
+
+class RunFailedError(UserError):
+    """Every device of a round failed or was rejected: nothing was trained."""
 
 
 def check_run_dir(settings: RunSettings) -> None:
@@ -42,9 +47,33 @@ def check_run_dir(settings: RunSettings) -> None:
                           "choose another --out")
 
 
+# Settings a resumed run may change; every other one is the saved run's.
+RESUMABLE = ("rounds", "resume", "command")
+
+
 def resumed_settings(requested: RunSettings, saved: dict) -> RunSettings:
-    """The `saved` settings of the run being resumed; only the number of rounds may change."""
-    return RunSettings.from_config({**saved, "rounds": requested.rounds, "resume": True,
+    """The saved settings of the run in `requested.out`, with only the rounds changed.
+
+    The run folder given now is the run, wherever it was when the checkpoint was written (a
+    moved or copied run keeps its own ledgers and files); a CKKS key folder that lay inside the
+    old run folder is looked up at the same place inside this one. A setting asked for that
+    differs from the saved one is refused rather than silently ignored.
+    """
+    out = Path(requested.out).resolve()
+    old_out = Path(saved.get("out", "")).resolve()
+    defaults, previous = RunSettings(), RunSettings.from_config(saved)
+    changed = [spec.key for spec in RUN_SETTINGS
+               if spec.name not in (*RESUMABLE, "out", "key_dir")
+               and getattr(requested, spec.name) != getattr(defaults, spec.name)
+               and getattr(requested, spec.name) != getattr(previous, spec.name)]
+    if changed:
+        raise RunDirError(f"--resume keeps the run's saved settings; only --rounds may change "
+                          f"(asked to change: {', '.join(changed)})")
+    key_dir = saved.get("key-dir", "")
+    if key_dir and Path(key_dir).resolve().is_relative_to(old_out):
+        key_dir = str(out / Path(key_dir).resolve().relative_to(old_out))
+    return RunSettings.from_config({**saved, "out": str(out), "key-dir": key_dir,
+                                    "rounds": requested.rounds, "resume": True,
                                     "command": requested.command or saved.get("command", "")})
 
 
@@ -116,10 +145,10 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
         settings = resumed_settings(settings, checkpoint.settings)
         done = checkpoint.round
     # Fail fast on bad data in this process, before Ray starts workers that would load it.
-    training_indices(settings, settings.num_clients, public_split_of(settings))
     validation_faces(settings)
     Path(settings.out).mkdir(parents=True, exist_ok=True)
     settings = _with_keys(settings)
+    check_federation(settings)
     overrides = {**settings.to_config(), "out": str(Path(settings.out).resolve())}
     bar = tqdm(total=settings.rounds, initial=done, desc="federated rounds", unit="round",
                disable=not progress)
@@ -141,6 +170,7 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
         backend_config=backend_config,
     )
     bar.close()
+    raise_if_failed(Path(settings.out))
     if settings.encrypted:
         write_decrypted_model(settings)
     return summarize(settings, time.perf_counter() - started)
@@ -167,6 +197,16 @@ def write_decrypted_model(settings: RunSettings) -> None:
     keys = load_client_keys(settings.key_dir)
     model.load_state_dict(global_state(ArrayRecord(history.model_state), model.state_dict(), keys))
     release_model(model, settings, history.rounds, history.ledgers)
+
+
+def raise_if_failed(out: Path) -> None:
+    """RunFailedError when a round of the run in `out` aggregated no update."""
+    metrics_file = out / METRICS_FILE
+    rounds = json.loads(metrics_file.read_text())["rounds"] if metrics_file.exists() else []
+    failures = [reason for r in rounds if (reason := round_failure(r))]
+    if failures:
+        raise RunFailedError(f"the run failed: {failures[-1]}; no trained model was written "
+                             f"(details in {metrics_file})")
 
 
 def format_summary(summary: dict) -> str:
