@@ -17,7 +17,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 @dataclass
 class Checkpoint:
     """State after `round` completed rounds; `rounds` is the metrics.json round list so far and
-    `initial` the evaluation of the starting model."""
+    `initial` the evaluation of the starting model; `notes` what a resume found and did."""
 
     round: int
     model_state: dict[str, torch.Tensor]
@@ -25,6 +25,7 @@ class Checkpoint:
     rounds: list[dict] = field(default_factory=list)
     initial: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
@@ -39,6 +40,7 @@ def save_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> None:
         "rounds": checkpoint.rounds,
         "initial": checkpoint.initial,
         "settings": checkpoint.settings,
+        "notes": checkpoint.notes,
     })
 
 
@@ -55,4 +57,5 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
         rounds=list(data["rounds"]),
         initial=dict(data.get("initial", {})),
         settings=dict(data["settings"]),
+        notes=list(data.get("notes", [])),
     )

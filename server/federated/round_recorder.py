@@ -90,7 +90,8 @@ class RoundRecorder:
         out = Path(self.settings.out)
         save_checkpoint(out, self.history)
         atomic_io.write_json(out / METRICS_FILE,
-                             {"initial": self.history.initial, "rounds": self.history.rounds})
+                             {"initial": self.history.initial, "rounds": self.history.rounds,
+                              "notes": self.history.notes})
         if self.on_round:
             self.on_round(entry)
         if failure := round_failure(entry):

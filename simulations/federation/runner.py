@@ -10,15 +10,22 @@ from pathlib import Path
 from flwr.app import ArrayRecord
 from tqdm import tqdm
 
-from emofl.client.federated.client_app import build_client_app
+from emofl.client.federated.client_app import build_client_app, ledger_dir
 from emofl.client.federated.keys import load_client_keys
+from emofl.client.federated.ledger_store import load_ledger
 from emofl.client.federated.update_encryption import global_state
 from emofl.common.crypto.key_files import init_keys
 from emofl.common.data.federated_data import validation_faces
 from emofl.common.errors import UserError
 from emofl.common.model.release import MODEL_FILE, release_model
+from emofl.common.privacy.ledger import PrivacyLedger
 from emofl.common.protocol.run_settings import RUN_SETTINGS, RunSettings
-from emofl.server.federated.checkpoint import checkpoint_path, load_checkpoint
+from emofl.server.federated.checkpoint import (
+    Checkpoint,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
 from emofl.server.federated.round_recorder import METRICS_FILE, round_failure
 from emofl.server.federated.server_app import build_server_app, initial_model
 from emofl.simulations.federation.plots import plot_run
@@ -75,6 +82,26 @@ def resumed_settings(requested: RunSettings, saved: dict) -> RunSettings:
     return RunSettings.from_config({**saved, "out": str(out), "key-dir": key_dir,
                                     "rounds": requested.rounds, "resume": True,
                                     "command": requested.command or saved.get("command", "")})
+
+
+def note_unaggregated_charges(settings: RunSettings, checkpoint: Checkpoint) -> None:
+    """Say which devices' ledgers hold steps the checkpoint does not: a round they trained (and
+    were charged for) was interrupted before the server recorded it. Keeping the charge is the
+    safe choice, so their budget for the rest of the run is smaller; the resumed run says so on
+    stderr and in metrics.json ("notes")."""
+    found = []
+    for client_id, saved in sorted(checkpoint.ledgers.items()):
+        device = load_ledger(ledger_dir(settings), client_id, settings.accountant)
+        extra = device.steps - PrivacyLedger.from_state_dict(saved).steps
+        if extra > 0:
+            found.append(f"client {client_id}: {extra} DP-SGD steps of round "
+                         f"{checkpoint.round + 1} were charged to its ledger but never "
+                         "aggregated (interrupted before the checkpoint); the charge is kept")
+    for line in found:
+        print(f"emofl simulate: note: {line}", file=sys.stderr)
+    if found:
+        checkpoint.notes.extend(found)
+        save_checkpoint(settings.out, checkpoint)
 
 
 # On a busy 2-core machine, one of Ray's head processes occasionally does not come up within
@@ -144,6 +171,7 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
         checkpoint = load_checkpoint(settings.out)
         settings = resumed_settings(settings, checkpoint.settings)
         done = checkpoint.round
+        note_unaggregated_charges(settings, checkpoint)
     # Fail fast on bad data in this process, before Ray starts workers that would load it.
     validation_faces(settings)
     Path(settings.out).mkdir(parents=True, exist_ok=True)
