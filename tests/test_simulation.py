@@ -103,8 +103,10 @@ def test_interrupted_run_resumes_with_its_saved_settings(tmp_path, settings):
     first = settings(tmp_path, rounds=1, epsilon=50.0, noise_multiplier=1.0)
     simulate(first, progress=False)
     after_one = load_checkpoint(tmp_path)
-    # Resume asks for 2 rounds; other settings come from the checkpoint, not the request.
-    simulate(settings(tmp_path, rounds=2, resume=True, num_clients=5), progress=False)
+    # Resume may change the rounds only; asking for another setting is refused, not ignored.
+    with pytest.raises(RunDirError, match="asked to change: num-clients"):
+        simulate(settings(tmp_path, rounds=2, resume=True, num_clients=5), progress=False)
+    simulate(settings(tmp_path, rounds=2, resume=True), progress=False)
     rounds = json.loads((tmp_path / "metrics.json").read_text())["rounds"]
     assert [r["round"] for r in rounds] == [1, 2]
     assert len(rounds[1]["clients"]) == 3 and not any(c["refused"] for c in rounds[1]["clients"])
