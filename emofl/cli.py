@@ -6,6 +6,8 @@
 - Anything else is a fault in emofl: one line on stderr saying so, the full traceback in a log
   file (inside the run folder when the command has one and it exists, else in the temporary
   directory), exit 1.
+- Ctrl-C: one line on stderr saying what is kept, exit 130; what was saved before is untouched
+  (`simulate` ends itself and Ray this way once Ray runs: see its runner).
 """
 
 import argparse
@@ -40,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = args.handler(args)
-    except KeyboardInterrupt:
-        print(f"emofl {args.command}: interrupted; completed rounds are kept", file=sys.stderr)
+    except KeyboardInterrupt:  # `simulate` ends itself once Ray runs (it says what is kept)
+        print(f"emofl {args.command}: interrupted; what was saved before is kept",
+              file=sys.stderr)
         return INTERRUPTED_EXIT
     except Exception as err:
         return _report_failure(args, err, sys.argv[1:] if argv is None else argv)

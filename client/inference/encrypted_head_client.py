@@ -6,18 +6,18 @@ the local backbone, makes fresh keys and uploads the public part once; `logits` 
 one round trip per batch of up to `max_faces_per_request` faces.
 """
 
-from pathlib import Path
-
 import grpc
 import numpy as np
+from cryptography import x509
 
 from emofl.client.inference.head_encryption import DeviceHeadKeys
 from emofl.common.crypto.head_ckks import HeadCkksParams
 from emofl.common.crypto.packed_head import PackedLayout
 from emofl.common.data.classes import CLASSES
-from emofl.common.errors import UserError
+from emofl.common.errors import SettingsError, UserError
 from emofl.common.protocol import head_service_pb2 as pb
 from emofl.common.protocol import head_service_pb2_grpc as pb_grpc
+from emofl.common.storage.input_files import check_input_file
 
 # Generous bounds for one message: a 64-face request is ~2 MB, the key upload ~3.3 MB.
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -28,11 +28,22 @@ class HeadServiceError(UserError, ConnectionError):
     ConnectionError too, so callers need not import this module to recognise it."""
 
 
+def _trusted_certificates(tls_ca: str) -> bytes:
+    """The PEM certificates in `tls_ca`; SettingsError naming the file when it is not a
+    regular file (reading a FIFO would block) or holds no PEM certificate."""
+    pem = check_input_file(tls_ca, "--tls-ca", SettingsError).read_bytes()
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise SettingsError(f"--tls-ca {tls_ca} is not a PEM certificate") from None
+    return pem
+
+
 def _channel(address: str, tls_ca: str | None) -> grpc.Channel:
     options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
     if tls_ca:
-        credentials = grpc.ssl_channel_credentials(root_certificates=Path(tls_ca).read_bytes())
+        credentials = grpc.ssl_channel_credentials(root_certificates=_trusted_certificates(tls_ca))
         return grpc.secure_channel(address, credentials, options=options)
     return grpc.insecure_channel(address, options=options)
 

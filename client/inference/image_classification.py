@@ -7,7 +7,6 @@ streams results; an image that cannot be read is reported and skipped, never fat
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,6 +17,7 @@ from emofl.client.inference.face_detector import HaarFaceDetector, scaled_frame
 from emofl.common.data.classes import CLASSES
 from emofl.common.data.preprocessing import preprocess_face
 from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.storage.input_files import check_input_file
 
 # Faces per backbone forward and per encrypted request.
 BATCH_FACES = 64
@@ -46,9 +46,9 @@ class ImageProblem:
 
 
 def read_gray(path: str) -> np.ndarray:
-    """The image at `path` as grayscale uint8; a ValueError names the file otherwise."""
-    if not Path(path).is_file():
-        raise ValueError(f"image not found: {path}")
+    """The image at `path` as grayscale uint8; a ValueError names the file otherwise (not
+    found, not a regular file, not decodable)."""
+    check_input_file(path, "image", ValueError)
     image = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
         raise ValueError(f"cannot decode image: {path}")

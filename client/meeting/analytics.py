@@ -34,14 +34,21 @@ _NEGATIVE_INDICES = frozenset(CLASSES.index(name) for name in NEGATIVE_CLASSES)
 
 def parse_weights(text: str) -> np.ndarray:
     """Engagement weights from "happy=1.0,sad=0.1,...": named classes override DEFAULT_WEIGHTS,
-    the others keep their defaults. Returns float64 (7,) in FER2013 class order."""
+    the others keep their defaults; a class named twice (also through a synonym) is refused,
+    since which of its weights was meant cannot be known. Returns float64 (7,) in FER2013
+    class order."""
     weights = dict(DEFAULT_WEIGHTS)
+    named: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, value = item.partition("=")
         name = CLASS_SYNONYMS.get(name.strip().lower(), name.strip().lower())
         if not sep or name not in weights:
             raise SettingsError(f"--weights: expected CLASS=NUMBER with CLASS one of "
-                             f"{', '.join(CLASSES)}; got {item!r}")
+                                f"{', '.join(CLASSES)}; got {item!r}")
+        if name in named:
+            raise SettingsError(f"--weights: {name} is given twice ({named[name]!r} and "
+                                f"{item!r}); give each class once")
+        named[name] = item
         try:
             number = float(value)
         except ValueError:

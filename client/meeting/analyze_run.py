@@ -1,7 +1,8 @@
 """One `emofl analyze` run: check the inputs, load the models, run the pipeline, write the outputs.
 
 Everything a user can get wrong (weights, output folder, model files, the video or camera) is
-checked before the output folder is created, so a bad command leaves nothing behind. Files
+checked before the output folder is created, so a bad command leaves nothing behind; a folder
+that already holds any of these outputs is refused, so no earlier result is overwritten. Files
 written to `out`: timeline.csv, summary.json, plots/*.png, and annotated.mp4 only with
 `save_annotated`.
 """
@@ -39,6 +40,8 @@ from emofl.common.protocol.choices import SMOOTHING
 DEFAULT_EMA_ALPHA = 0.3
 DEFAULT_ANALYSIS_FPS = 10.0
 OUTPUT_FILES = ("timeline.csv", "summary.json")
+PLOTS_FOLDER = "plots"
+ANNOTATED_FILE = "annotated.mp4"
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,7 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     analytics = MeetingAnalytics(parse_weights(options.weights), options.window_s,
                                  options.alert_seconds)
     out = Path(options.out)
-    taken = [name for name in OUTPUT_FILES if (out / name).exists()]
-    if taken:
-        raise UserError(f"{out} already holds an analysis ({taken[0]}); choose another --out")
+    _check_out_folder(out)
     model, model_card = load_model(options.model)
     smoother, smoothing, rate = _smoother(options)
     settings = options.pipeline
@@ -87,12 +88,13 @@ def run_analysis(options: AnalyzeOptions) -> dict:
                                               analytics, out)
         run = _describe_run(source, stats, time.perf_counter() - started, settings, options,
                             analytics)
+    run.update(_excluded_not_found(settings.exclude, stats.tracked_ids))
     run.update({"frame_model": options.model or "shipped",
                 "frame_model_validation_accuracy": model_card.get("validation", {}).get(
                     "accuracy"),
                 "smoothing": smoothing, "command": options.command})
     summary = write_summary(out / "summary.json", analytics, run)
-    plots = write_plots(out / "plots", analytics)
+    plots = write_plots(out / PLOTS_FOLDER, analytics)
     return {
         "out": str(out),
         "frames_processed": stats.frames,
@@ -101,9 +103,32 @@ def run_analysis(options: AnalyzeOptions) -> dict:
         "pipeline_fps": run["pipeline_fps"],
         "ended_early": run["ended_early"],
         "interrupted": run["interrupted"],
+        "warnings": run["warnings"],
         "files": [str(out / name) for name in OUTPUT_FILES] + [str(p) for p in plots]
                  + ([str(annotated_path)] if annotated_path else []),
     }
+
+
+def _check_out_folder(out: Path) -> None:
+    """Refuse an `out` that is not a folder, or one that holds any output of an analysis."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is not a folder; choose another --out")
+    taken = [name for name in (*OUTPUT_FILES, PLOTS_FOLDER, ANNOTATED_FILE)
+             if (out / name).exists()]
+    if taken:
+        raise UserError(f"{out} already holds an analysis ({taken[0]}); choose another --out")
+
+
+def _excluded_not_found(exclude: frozenset[int], tracked: set[int]) -> dict:
+    """The excluded ids no face was ever tracked under, and a warning for each (also printed):
+    an id that never appears is most likely a mistaken one, leaving its person unexcluded."""
+    missing = sorted(exclude - tracked)
+    warnings = [f"--exclude {participant}: no participant {participant} was ever tracked "
+                f"(ids are given in reading order of first detection, from 0); check the ids "
+                f"in a run without --exclude" for participant in missing]
+    for warning in warnings:
+        tqdm.write(f"emofl analyze: warning: {warning}", file=sys.stderr)
+    return {"exclude_not_found": missing, "warnings": warnings}
 
 
 def _describe_run(source: VideoSource, stats: RunStats, elapsed: float,
@@ -146,7 +171,8 @@ def _run_pipeline(options: AnalyzeOptions, settings: AnalyzerSettings, source: V
     try:
         if options.save_annotated:
             rate = min(settings.max_fps or source.native_fps, source.native_fps)
-            annotated = AnnotatedVideo(out / "annotated.mp4", rate, source.width, source.height)
+            annotated = AnnotatedVideo(out / ANNOTATED_FILE, rate, source.width, source.height,
+                                       consenting_only=bool(settings.exclude))
         classifier = AdaptiveFaceClassifier(model, change_threshold=options.change_threshold)
         analyzer = MeetingAnalyzer(settings, classifier, smoother, analytics, timeline,
                                    annotated, on_alert=_print_alert)

@@ -10,7 +10,8 @@ Faces are classified and the temporal model advanced at `analysis_fps` per parti
 rate the temporal model was trained at), not at the video's frame rate; rows of frames in
 between carry the participant's latest smoothed distribution. Participants in `exclude` are
 tracked (so their faces can be blurred in the annotated video) but never classified, and appear
-in no other output. Each stage's time is measured, so a run reports where its time went.
+in no other output (`annotated_video` says how the video hides them). Each stage's time is
+measured, so a run reports where its time went.
 """
 
 import time
@@ -102,7 +103,7 @@ class StageTimer:
 class RunStats:
     """What a run did: frames processed, the last one's time, detection passes, whether it was
     interrupted (Ctrl-C), seconds per stage, faces classified by the CNN and answered from
-    the cache."""
+    the cache, and every participant id tracked (excluded ones too)."""
 
     frames: int = 0
     last_time_s: float = 0.0
@@ -111,6 +112,7 @@ class RunStats:
     seconds: dict[str, float] = field(default_factory=dict)
     faces_classified: int = 0
     faces_reused: int = 0
+    tracked_ids: set[int] = field(default_factory=set)
 
 
 class MeetingAnalyzer:
@@ -174,6 +176,7 @@ class MeetingAnalyzer:
             stats.detections += 1
         with stage("track"):
             tracks, ended = self.tracker.update(scaled, frame.time_s, detections)
+        stats.tracked_ids.update(t.id for t in tracks)
         for participant in ended:
             self._forget(participant)
         shown = [t for t in tracks if t.id not in settings.exclude]

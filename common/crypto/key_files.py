@@ -31,18 +31,28 @@ class KeyFileError(UserError):
 
 
 def init_keys(out_dir: str | Path, params: CkksParams = DEFAULT_PARAMS) -> dict:
-    """Create a fresh key directory; refuses to overwrite existing keys."""
+    """Create a fresh key directory; refuses to overwrite existing keys. A write that fails (a
+    full disk) removes the key files written so far, so that a rerun is not refused."""
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise KeyFileError(f"{out} is a file; --out names the key folder to create")
     existing = [name for name in (SECRET_CONTEXT, PUBLIC_CONTEXT, INTEGRITY_KEY)
                 if (out / name).exists()]
     if existing:
         raise KeyFileError(f"{out} already holds keys ({', '.join(existing)}); "
                            "choose another --out")
+    atomic_io.make_dir(out)  # a file in the way is reported before the keys are made
     secret = create_secret_context(params)
     public = public_context_bytes(secret)
-    atomic_io.write_bytes(out / SECRET_CONTEXT, secret, private=True)
-    atomic_io.write_bytes(out / PUBLIC_CONTEXT, public)
-    atomic_io.write_bytes(out / INTEGRITY_KEY, create_integrity_key(), private=True)
+    files = {SECRET_CONTEXT: (secret, True), PUBLIC_CONTEXT: (public, False),
+             INTEGRITY_KEY: (create_integrity_key(), True)}
+    try:
+        for name, (data, private) in files.items():
+            atomic_io.write_bytes(out / name, data, private=private)
+    except BaseException:
+        for name in files:
+            (out / name).unlink(missing_ok=True)
+        raise
     return {
         "out": str(out),
         "params": {"poly_modulus_degree": params.poly_modulus_degree,

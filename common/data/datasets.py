@@ -6,15 +6,16 @@ Every loader validates its input and raises DataError with a one-line message na
 """
 
 import csv
+import reprlib
 import warnings
 from pathlib import Path
 from typing import TextIO
 
-import cv2
 import numpy as np
 
 from emofl.common.data.classes import CLASS_SYNONYMS, CLASSES, IGNORED_CLASSES, NUM_CLASSES
 from emofl.common.data.face_dataset import IMAGE_SIZE, DataError, FaceDataset
+from emofl.common.data.image_files import read_face
 
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
@@ -61,7 +62,8 @@ def normalize_usage(usage: str) -> str:
     canonical = USAGE_ALIASES.get(usage.strip().lower())
     if canonical is None:
         raise DataError(
-            f"unknown split '{usage}' (expected one of {', '.join(USAGES)} or train, val, test)"
+            f"unknown split {reprlib.repr(usage)} "
+            f"(expected one of {', '.join(USAGES)} or train, val, test)"
         )
     return canonical
 
@@ -123,7 +125,8 @@ def _parse_emotion(text: str, path: Path, line: int) -> int:
     except ValueError:
         emotion = -1
     if not 0 <= emotion < NUM_CLASSES:
-        raise DataError(f"{path} row {line}: emotion {text.strip()!r} is not an integer in 0..6")
+        raise DataError(f"{path} row {line}: emotion {reprlib.repr(text.strip())} "
+                        "is not an integer in 0..6")
     return emotion
 
 
@@ -159,7 +162,7 @@ def load_image_folder(root: str | Path, split: str | None = None) -> FaceDataset
         files = sorted(
             p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
         )
-        images.extend(_read_face(file) for file in files)
+        images.extend(read_face(file) for file in files)
         labels.extend([label] * len(files))
     if not images:
         raise DataError(f"no .png/.jpg images found in {root}")
@@ -171,14 +174,20 @@ def _visible_subfolders(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _names(folders: list[Path]) -> str:
+    """The folders' names for a one-line message: a name with a line break or other
+    unprintable character is quoted with it escaped."""
+    return ", ".join(f.name if f.name.isprintable() else repr(f.name) for f in folders)
+
+
 def _split_folder(root: Path, split: str) -> Path:
     """The sub-folder of `root` holding `split`, matched case-insensitively."""
     folders = _visible_subfolders(root)
     for folder in folders:
         if folder.name.lower() == split.lower():
             return folder
-    available = ", ".join(f.name for f in folders) or "none"
-    raise DataError(f"unknown split '{split}' in {root} (available: {available})")
+    available = _names(folders) or "none"
+    raise DataError(f"unknown split {reprlib.repr(split)} in {root} (available: {available})")
 
 
 def _class_folders(root: Path) -> list[tuple[int, Path]]:
@@ -187,7 +196,7 @@ def _class_folders(root: Path) -> list[tuple[int, Path]]:
     names = [CLASS_SYNONYMS.get(f.name.lower(), f.name.lower()) for f in folders]
     if folders and not any(name in CLASSES or name in IGNORED_CLASSES for name in names):
         if all(_visible_subfolders(f) for f in folders):
-            found = ", ".join(f.name for f in folders)
+            found = _names(folders)
             raise DataError(f"{root} holds split folders ({found}); choose one with a split")
     result: list[tuple[int, Path]] = []
     skipped: list[str] = []
@@ -198,7 +207,7 @@ def _class_folders(root: Path) -> list[tuple[int, Path]]:
             result.append((CLASSES.index(name), folder))
         else:
             raise DataError(
-                f"unknown class folder '{folder.name}' in {root} "
+                f"unknown class folder {folder.name!r} in {root} "
                 f"(expected one of {', '.join(CLASSES)} or a synonym)"
             )
     if skipped:
@@ -207,13 +216,3 @@ def _class_folders(root: Path) -> list[tuple[int, Path]]:
             stacklevel=3,
         )
     return sorted(result, key=lambda item: (item[0], str(item[1])))
-
-
-def _read_face(file: Path) -> np.ndarray:
-    """One image file as a 48x48 uint8 grayscale face."""
-    image = cv2.imread(str(file), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.size == 0:
-        raise DataError(f"cannot read image: {file}")
-    if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
-        image = cv2.resize(image, (IMAGE_SIZE, IMAGE_SIZE), interpolation=cv2.INTER_AREA)
-    return image

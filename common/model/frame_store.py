@@ -6,10 +6,22 @@ from pathlib import Path
 
 import torch
 
+from emofl.common.model.card_checks import architecture_section, bounded_int, one_of
 from emofl.common.model.emotion_net import FEATURE_DIM, EmotionNet
-from emofl.common.model.weights_store import WEIGHTS_DIR, load_weights, read_card, save_weights
+from emofl.common.model.weights_store import (
+    WEIGHTS_DIR,
+    card_path,
+    load_weights,
+    read_card,
+    save_weights,
+)
+from emofl.common.protocol.choices import MODEL_KINDS
 
 SHIPPED_MODEL = WEIGHTS_DIR / "frame_model.pt"
+# The largest backbone a card may ask for: far above any model trained here (width 24,
+# 128 features), far below what would exhaust a device's memory.
+MAX_WIDTH = 256
+MAX_FEATURE_DIM = 1024
 
 
 def architecture_of(model: EmotionNet) -> dict:
@@ -17,10 +29,16 @@ def architecture_of(model: EmotionNet) -> dict:
     return {"kind": model.kind, "width": model.width, "feature_dim": model.backbone.feature_dim}
 
 
-def build_model(architecture: dict | None = None) -> EmotionNet:
-    arch = architecture or {}
-    return EmotionNet(width=arch.get("width", 16), feature_dim=arch.get("feature_dim", FEATURE_DIM),
-                      kind=arch.get("kind", "separable"))
+def build_model(architecture: dict | None = None, source: str = "model architecture",
+                ) -> EmotionNet:
+    """A fresh model of `architecture` ({"kind", "width", "feature_dim"}, each optional);
+    ModelError naming `source` (e.g. the card it came from) when a value is of the wrong type
+    or out of bounds, checked before any layer is allocated (`card_checks`)."""
+    arch = architecture_section(architecture, source)
+    return EmotionNet(width=bounded_int(arch, "width", 16, MAX_WIDTH, source),
+                      feature_dim=bounded_int(arch, "feature_dim", FEATURE_DIM, MAX_FEATURE_DIM,
+                                              source),
+                      kind=one_of(arch, "kind", MODEL_KINDS[0], MODEL_KINDS, source))
 
 
 def save_model(model: EmotionNet, path: str | Path, card: dict) -> None:
@@ -37,7 +55,7 @@ def load_model(path: str | Path | None = None) -> tuple[EmotionNet, dict]:
     """The model at `path` (the shipped model when None) in eval mode, and its card."""
     model_path = Path(path) if path else SHIPPED_MODEL
     card = read_card(model_path)
-    model = build_model(card.get("architecture"))
+    model = build_model(card.get("architecture"), f"model card {card_path(model_path)}")
     load_weights(model, model_path)
     model.eval()
     return model, card

@@ -13,6 +13,7 @@ from torch import nn
 
 from emofl.common.errors import UserError
 from emofl.common.storage import atomic_io
+from emofl.common.storage.input_files import check_input_file
 
 WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
 
@@ -38,14 +39,16 @@ def read_card(model_path: str | Path) -> dict:
     a JSON object."""
     model_path = Path(model_path)
     card = card_path(model_path)
-    if not model_path.is_file():
-        raise ModelError(f"model file not found: {model_path}")
-    if not card.is_file():
-        raise ModelError(f"model card not found: {card}")
+    check_input_file(model_path, "model file", ModelError)
+    check_input_file(card, "model card", ModelError)
     try:
         data = json.loads(card.read_text())
     except json.JSONDecodeError as err:
         raise ModelError(f"model card is not valid JSON: {card} ({err.msg})") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"model card is not valid JSON: {card} (not UTF-8 text)") from None
+    except RecursionError:
+        raise ModelError(f"model card is not valid JSON: {card} (nested too deeply)") from None
     if not isinstance(data, dict):
         raise ModelError(f"model card is not a JSON object: {card}")
     return data
@@ -56,7 +59,7 @@ def load_weights(model: nn.Module, model_path: str | Path) -> None:
     try:
         state = torch.load(model_path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not its own
-        reason = " ".join(str(err).split())[:200]
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
         raise ModelError(f"cannot load model weights from {model_path}: {reason}") from None
     try:
         model.load_state_dict(state)

@@ -1,2 +1,3 @@
-"""Writes that never leave a half-written file behind.
+"""Writes that never leave a half-written file behind, and the check that an input path
+names a regular file before anything reads it.
 """

@@ -13,7 +13,8 @@ def add(commands: argparse._SubParsersAction) -> None:
                                 "features over gRPC (the server never sees a face)")
     serve.add_argument("--model", default=None, help="model file (default: the shipped model)")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=50061, help="0 picks a free port")
+    serve.add_argument("--port", type=int, default=50061,
+                       help="0..65535; 0 picks a free port; a port in use is refused")
     serve.add_argument("--tls-cert", default=None, help="PEM certificate (with --tls-key)")
     serve.add_argument("--tls-key", default=None, help="PEM private key, unencrypted")
     serve.set_defaults(handler=_serve_head)
@@ -30,9 +31,13 @@ def add(commands: argparse._SubParsersAction) -> None:
 
 
 def _serve_head(args: argparse.Namespace) -> dict:
+    import os
     import signal
     import threading
 
+    # gRPC's C core would also print its own lines about a port it cannot bind; the command
+    # reports that in one line. It reads this when gRPC is first imported; the user's value wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     from emofl.server.head.service import start_head_server
 
     server, port, service = start_head_server(args.model, args.host, args.port,

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from emofl.common.storage import atomic_io
+from emofl.common.storage.atomic_io import DamagedFileError
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -44,14 +45,26 @@ def save_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> None:
     })
 
 
+# What to do with a checkpoint that cannot be used: its ledgers say what the devices spent.
+DAMAGED_REMEDY = "restore it from a copy, or start the run over with another --out"
+# Each saved field and the type it must have; "initial" and "notes" are absent in older runs.
+FIELD_TYPES = {"round": int, "model_state": dict, "ledgers": dict, "rounds": list,
+               "initial": dict, "settings": dict, "notes": list}
+OPTIONAL_FIELDS = ("initial", "notes")
+
+
 def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
-    """The last checkpoint in `run_dir`, or None when the run has not completed a round."""
+    """The last checkpoint in `run_dir`, or None when the run has not completed a round;
+    DamagedFileError (one line naming the file) when it is truncated, not a torch file, or
+    does not hold a run's state."""
     path = checkpoint_path(run_dir)
     if not path.exists():
         return None
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    data = atomic_io.torch_load(path, DAMAGED_REMEDY)
+    if problem := _content_problem(data):
+        raise DamagedFileError(f"{path} is damaged: {problem}; {DAMAGED_REMEDY}")
     return Checkpoint(
-        round=int(data["round"]),
+        round=data["round"],
         model_state=data["model_state"],
         ledgers={int(k): v for k, v in data["ledgers"].items()},
         rounds=list(data["rounds"]),
@@ -59,3 +72,23 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
         settings=dict(data["settings"]),
         notes=list(data.get("notes", [])),
     )
+
+
+def _content_problem(data: object) -> str:
+    """Why `data` is not what `save_checkpoint` writes, or "" when it is."""
+    if not isinstance(data, dict):
+        return f"it holds a {type(data).__name__}, not a run's state"
+    for name, kind in FIELD_TYPES.items():
+        if name not in data:
+            if name not in OPTIONAL_FIELDS:
+                return f"it has no {name!r}"
+        elif not isinstance(data[name], kind) or isinstance(data[name], bool):
+            return f"its {name!r} is a {type(data[name]).__name__}, not a {kind.__name__}"
+    if data["round"] < 0:
+        return f"its round is {data['round']}"
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+               for k, v in data["model_state"].items()):
+        return "its model_state is not a state_dict of tensors"
+    if not all(str(k).isdigit() and isinstance(v, dict) for k, v in data["ledgers"].items()):
+        return "its ledgers are not ledger states by client id"
+    return ""

@@ -23,6 +23,7 @@ from emofl.common.model.frame_store import build_model, save_model
 from emofl.common.model.model_card import model_card
 from emofl.common.model.training import evaluate, train_epoch
 from emofl.common.storage import atomic_io
+from emofl.common.storage.atomic_io import DamagedFileError
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,12 @@ def public_faces(settings: PretrainSettings) -> tuple[FaceDataset, PublicSplit |
 
 
 class PretrainError(UserError):
-    """The output exists, or a checkpoint beside it belongs to other settings."""
+    """The output exists or is a folder, or a checkpoint beside it belongs to other settings."""
+
+
+# What an epoch's checkpoint holds, and what to do with one that cannot be used.
+CHECKPOINT_KEYS = ("settings", "model", "optimizer", "schedule", "generator", "history")
+DAMAGED_REMEDY = "remove it to start over or restore it"
 
 
 def checkpoint_file(out: str | Path) -> Path:
@@ -78,7 +84,11 @@ def _resume_state(settings: PretrainSettings) -> dict | None:
     path = checkpoint_file(settings.out)
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = atomic_io.torch_load(path, DAMAGED_REMEDY)
+    if (not isinstance(state, dict) or any(key not in state for key in CHECKPOINT_KEYS)
+            or not isinstance(state["settings"], dict)):
+        raise DamagedFileError(f"{path} is damaged: it is not a pre-training checkpoint; "
+                               f"{DAMAGED_REMEDY}")
     saved = {k: v for k, v in state["settings"].items() if k != "command"}
     wanted = {k: v for k, v in asdict(settings).items() if k != "command"}
     if saved != wanted:
@@ -92,10 +102,15 @@ def pretrain(settings: PretrainSettings, progress: bool = True) -> dict:
     """Train on the public faces only; save the model and its card; return the card.
 
     The state is checkpointed after every epoch beside `out`; a rerun with the same settings
-    continues from there.
+    continues from there. A write that fails (a full disk) leaves no model file behind, only
+    the last epoch's checkpoint, so the rerun resumes.
     """
-    if Path(settings.out).exists():
-        raise PretrainError(f"{settings.out} already exists; choose another --out")
+    out = Path(settings.out)
+    if out.is_dir():
+        raise PretrainError(f"{out} is a folder; --out names the model file to write")
+    if out.exists():
+        raise PretrainError(f"{out} already exists; choose another --out")
+    atomic_io.make_dir(out.parent)  # a file in the way is reported now, not after training
     resumed = _resume_state(settings)
     public, split, num_private = public_faces(settings)
     faces = to_faces(public)
@@ -111,11 +126,7 @@ def pretrain(settings: PretrainSettings, progress: bool = True) -> dict:
         optimizer, max_lr=settings.learning_rate, total_steps=settings.epochs * len(loader))
     history: list[dict] = []
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        optimizer.load_state_dict(resumed["optimizer"])
-        schedule.load_state_dict(resumed["schedule"])
-        generator.set_state(resumed["generator"])
-        history = list(resumed["history"])
+        history = _restore(resumed, model, optimizer, schedule, generator, settings)
     for epoch in tqdm(range(len(history), settings.epochs), desc="public pre-training",
                       unit="epoch", initial=len(history), total=settings.epochs,
                       disable=not progress):
@@ -144,6 +155,25 @@ def pretrain(settings: PretrainSettings, progress: bool = True) -> dict:
         validation=(evaluate(model, validation.images, validation.labels).to_dict()
                     if validation is not None else None),
     )
-    save_model(model, Path(settings.out), card)
-    checkpoint_file(settings.out).unlink(missing_ok=True)
+    try:
+        save_model(model, out, card)
+    except BaseException:
+        out.unlink(missing_ok=True)  # weights without their card are no model; a rerun resumes
+        raise
+    checkpoint_file(out).unlink(missing_ok=True)
     return card
+
+
+def _restore(state: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+             schedule: torch.optim.lr_scheduler.LRScheduler, generator: torch.Generator,
+             settings: PretrainSettings) -> list[dict]:
+    """Put an epoch's checkpoint back into the training objects; the epochs' history so far."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        return list(state["history"])
+    except (RuntimeError, KeyError, TypeError, ValueError, IndexError):
+        raise DamagedFileError(f"{checkpoint_file(settings.out)} is damaged: it does not fit "
+                               f"this model and optimizer; {DAMAGED_REMEDY}") from None

@@ -23,7 +23,7 @@ from emofl.common.model.frame_store import architecture_of, build_model, load_mo
 from emofl.common.model.release import release_model
 from emofl.common.protocol.messages import architecture_config
 from emofl.common.protocol.run_settings import RunSettings
-from emofl.server.federated.checkpoint import Checkpoint, load_checkpoint
+from emofl.server.federated.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from emofl.server.federated.ckks_fedavg import CkksFedAvg
 from emofl.server.federated.keys import load_server_keys
 from emofl.server.federated.privacy_bookkeeping import PrivacyBookkeeping
@@ -66,6 +66,9 @@ def run_federation(grid: Grid, settings: RunSettings,
     if history is None:
         history = Checkpoint(round=0, model_state=model.state_dict(),
                              settings=settings.to_config())
+        # Written before round 1, whose devices are charged before the server can checkpoint
+        # it: a run that fails then (a full disk) is resumed with its ledgers, never restarted.
+        save_checkpoint(settings.out, history)
     recorder = RoundRecorder(settings, model, history, on_round)
     strategy = make_strategy(settings, model, history.round, recorder)
     config = architecture_config(architecture_of(model))

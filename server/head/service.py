@@ -12,23 +12,21 @@ import functools
 import logging
 from concurrent import futures
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import numpy as np
 import tenseal.sealapi as seal
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from emofl.common.crypto import seal_bytes
 from emofl.common.crypto.head_ckks import galois_elements, seal_context
 from emofl.common.crypto.packed_head import all_rotation_steps
 from emofl.common.data.classes import CLASSES
-from emofl.common.errors import SettingsError, UserError
+from emofl.common.errors import SettingsError
 from emofl.common.model.frame_store import backbone_sha256, load_model
 from emofl.common.protocol import head_service_pb2 as pb
 from emofl.common.protocol import head_service_pb2_grpc as pb_grpc
 from emofl.server.head.evaluator import HeadRequestError, PackedHeadEvaluator
+from emofl.server.head.listening import NO_PORT_SHARING, bind, check_port, server_credentials
 from emofl.server.head.sessions import SessionLimitError, SessionStore, UnknownSessionError
 
 log = logging.getLogger(__name__)
@@ -143,31 +141,19 @@ class EncryptedHeadService(pb_grpc.EncryptedHeadServicer):
         return pb.CloseSessionReply()
 
 
-def _server_credentials(cert_file: str, key_file: str) -> grpc.ServerCredentials:
-    """TLS credentials from PEM files, checked here so a wrong file fails with its name."""
-    cert = Path(cert_file).read_bytes()
-    key = Path(key_file).read_bytes()
-    try:
-        x509.load_pem_x509_certificate(cert)
-    except ValueError:
-        raise SettingsError(f"--tls-cert {cert_file} is not a PEM certificate") from None
-    try:
-        load_pem_private_key(key, password=None)
-    except (ValueError, TypeError):
-        raise SettingsError(f"--tls-key {key_file} is not an unencrypted PEM private key") from None
-    return grpc.ssl_server_credentials([(key, cert)])
-
-
 def start_head_server(model_path: str | None = None, host: str = "127.0.0.1", port: int = 0,
                       tls_cert: str | None = None, tls_key: str | None = None,
                       limits: ServiceLimits = ServiceLimits(),
                       ) -> tuple[grpc.Server, int, EncryptedHeadService]:
     """Load the model's head, start serving it, and return (server, bound port, service).
 
-    Port 0 picks a free port. TLS needs both `tls_cert` and `tls_key` (PEM files).
+    Port 0 picks a free port; a port in use or out of range is refused (`listening`). TLS needs
+    both `tls_cert` and `tls_key` (PEM files). Everything is checked before the model loads.
     """
     if bool(tls_cert) != bool(tls_key):
         raise SettingsError("TLS needs both --tls-cert and --tls-key")
+    check_port(port)
+    credentials = server_credentials(tls_cert, tls_key) if tls_cert else None
     model, _ = load_model(model_path)
     evaluator = PackedHeadEvaluator(model.head.weight.detach().numpy().astype(np.float64),
                                     model.head.bias.detach().numpy().astype(np.float64))
@@ -175,18 +161,10 @@ def start_head_server(model_path: str | None = None, host: str = "127.0.0.1", po
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=4),
         options=[("grpc.max_receive_message_length", limits.max_message_bytes),
-                 ("grpc.max_send_message_length", limits.max_message_bytes)],
+                 ("grpc.max_send_message_length", limits.max_message_bytes),
+                 *NO_PORT_SHARING],
     )
     pb_grpc.add_EncryptedHeadServicer_to_server(service, server)
-    address = f"{host}:{port}"
-    try:
-        if tls_cert:
-            bound = server.add_secure_port(address, _server_credentials(tls_cert, tls_key))
-        else:
-            bound = server.add_insecure_port(address)
-    except RuntimeError:
-        bound = 0
-    if not bound:
-        raise UserError(f"cannot listen on {address} (in use, or not an address of this host)")
+    bound = bind(server, host, port, credentials)
     server.start()
     return server, bound, service

@@ -20,6 +20,7 @@ from emofl.common.errors import UserError
 from emofl.common.model.release import MODEL_FILE, release_model
 from emofl.common.privacy.ledger import PrivacyLedger
 from emofl.common.protocol.run_settings import RUN_SETTINGS, RunSettings
+from emofl.common.storage import atomic_io
 from emofl.server.federated.checkpoint import (
     Checkpoint,
     checkpoint_path,
@@ -28,6 +29,7 @@ from emofl.server.federated.checkpoint import (
 )
 from emofl.server.federated.round_recorder import METRICS_FILE, round_failure
 from emofl.server.federated.server_app import build_server_app, initial_model
+from emofl.simulations.federation.interrupt import ctrl_c_ends_the_run
 from emofl.simulations.federation.plots import plot_run
 from emofl.simulations.federation.preflight import check_federation
 
@@ -90,9 +92,10 @@ def note_unaggregated_charges(settings: RunSettings, checkpoint: Checkpoint) -> 
     safe choice, so their budget for the rest of the run is smaller; the resumed run says so on
     stderr and in metrics.json ("notes")."""
     found = []
-    for client_id, saved in sorted(checkpoint.ledgers.items()):
+    for client_id in range(settings.num_clients):  # a round-0 checkpoint holds no ledgers
         device = load_ledger(ledger_dir(settings), client_id, settings.accountant)
-        extra = device.steps - PrivacyLedger.from_state_dict(saved).steps
+        saved = checkpoint.ledgers.get(client_id)
+        extra = device.steps - (PrivacyLedger.from_state_dict(saved).steps if saved else 0)
         if extra > 0:
             found.append(f"client {client_id}: {extra} DP-SGD steps of round "
                          f"{checkpoint.round + 1} were charged to its ledger but never "
@@ -174,7 +177,7 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
         note_unaggregated_charges(settings, checkpoint)
     # Fail fast on bad data in this process, before Ray starts workers that would load it.
     validation_faces(settings)
-    Path(settings.out).mkdir(parents=True, exist_ok=True)
+    atomic_io.make_dir(settings.out)  # one line naming a file in the way, or the reason
     settings = _with_keys(settings)
     check_federation(settings)
     overrides = {**settings.to_config(), "out": str(Path(settings.out).resolve())}
@@ -190,14 +193,17 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
 
     started = time.perf_counter()
     backend_config = _backend_config(settings)
-    start_ray(backend_config["init_args"])  # Flower's Ray backend uses a running Ray as it is
-    run_simulation(
-        server_app=build_server_app(overrides, on_round),
-        client_app=build_client_app(overrides),
-        num_supernodes=settings.num_clients,
-        backend_config=backend_config,
-    )
-    bar.close()
+    with ctrl_c_ends_the_run(Path(settings.out), bar):
+        try:
+            start_ray(backend_config["init_args"])  # Flower's Ray backend uses a running Ray
+            run_simulation(
+                server_app=build_server_app(overrides, on_round),
+                client_app=build_client_app(overrides),
+                num_supernodes=settings.num_clients,
+                backend_config=backend_config,
+            )
+        finally:
+            bar.close()  # an error's line starts on a line of its own
     raise_if_failed(Path(settings.out))
     if settings.encrypted:
         write_decrypted_model(settings)
