@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-from emofl.commands import federation, inference, keys, meeting, models
+from emofl.commands import audit, deployment, federation, inference, keys, meeting, models
 from emofl.common.errors import UserError
 
 INTERNAL_ERROR_EXIT = 1
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emofl", description="Privacy-preserving federated facial emotion recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (federation, models, keys, inference, meeting):
+    for group in (federation, models, keys, inference, meeting, deployment, audit):
         group.add(commands)
     return parser
 

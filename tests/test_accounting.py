@@ -9,7 +9,6 @@ import torch
 from opacus.accountants import PRVAccountant, RDPAccountant
 
 from emofl.client.federated.dp_training import plan_round, train_round
-from emofl.client.federated.ledger_store import ledger_path, load_ledger, save_ledger
 from emofl.common.data.federated_data import Faces
 from emofl.common.errors import UserError
 from emofl.common.model.emotion_net import EmotionNet
@@ -170,29 +169,3 @@ def test_dp_randomness_is_private_unless_a_seed_is_forced():
 
     assert not torch.equal(head_after(None), head_after(None))
     assert torch.equal(head_after(7), head_after(7))
-
-
-def test_the_ledger_file_saves_the_state_and_still_reads_the_old_format(tmp_path):
-    ledger = PrivacyLedger("rdp", [DpEvent(1.0, 0.1, 30)])
-    save_ledger(tmp_path, 3, ledger)
-    assert json.loads(ledger_path(tmp_path, 3).read_text()) == ledger.state_dict()
-    assert load_ledger(tmp_path, 3, "rdp") == ledger
-    ledger_path(tmp_path, 4).write_text(json.dumps({"accountant": "rdp",
-                                                     "history": [[1.0, 0.1, 30]]}))
-    assert load_ledger(tmp_path, 4, "rdp") == ledger
-    assert load_ledger(tmp_path, 5, "prv") == PrivacyLedger("prv")  # never trained
-
-
-@pytest.mark.parametrize("content, says", [
-    ("{not json", "is not a JSON ledger file"),
-    (b"\xff\xfe", "is not a JSON ledger file"),
-    ('["rdp"]', "JSON object"),
-    ('{"accountant": "rdp", "history": [[1.0, 0.1, -3]]}', "steps"),
-    ('{"accountant": "prv", "history": []}', "accounted with prv, not rdp"),
-])
-def test_a_corrupt_ledger_file_is_a_one_line_error_naming_it(tmp_path, content, says):
-    path = ledger_path(tmp_path, 0)
-    path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(LedgerError, match=says) as caught:
-        load_ledger(tmp_path, 0, "rdp")
-    assert str(caught.value).startswith(str(path)) and "\n" not in str(caught.value)

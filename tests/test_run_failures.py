@@ -6,10 +6,11 @@ import shutil
 
 import pytest
 
+from emofl.client.federated.device_key import simulated_device_signer
+from emofl.client.federated.ledger_store import DeviceLedger
 from emofl.common.crypto.key_files import PUBLIC_CONTEXT, init_keys
 from emofl.common.errors import SettingsError
 from emofl.common.privacy.events import DpEvent
-from emofl.common.privacy.ledger import PrivacyLedger
 from emofl.common.protocol.run_settings import RunSettings
 from emofl.server.federated.round_recorder import round_failure
 from emofl.simulations.federation.preflight import PreflightError, check_federation
@@ -79,12 +80,11 @@ def test_a_round_charged_but_not_checkpointed_is_named_on_resume(tmp_path, capsy
     simulate(RunSettings(data="synthetic", num_clients=2, rounds=1, synthetic_size=60,
                          batch_size=30, alpha=0.0, model_width=8, epsilon=20.0, out=str(out)),
              progress=False)
-    # A SIGKILL after client 1 saved its ledger for round 2, before the server's checkpoint.
-    path = out / "clients" / "client_1.json"
-    ledger = PrivacyLedger.from_state_dict(json.loads(path.read_text()))
-    ledger.record(DpEvent(1.0, 0.5, 2))
-    ledger_file = json.dumps(ledger.state_dict())
-    path.write_text(ledger_file)
+    # A SIGKILL after client 1 committed its ledger entry for round 2, before the checkpoint.
+    clients = out / "clients"
+    device = DeviceLedger(clients, 1, "rdp", simulated_device_signer(clients, 1))
+    device.record(2, DpEvent(1.0, 0.5, 2), max_grad_norm=1.0, delta=1e-5)
+    device.close()
     simulate(RunSettings(out=str(out), rounds=2, resume=True), progress=False)
     assert "client 1: 2 DP-SGD steps of round 2 were charged" in capsys.readouterr().err
     notes = json.loads((out / "metrics.json").read_text())["notes"]

@@ -14,14 +14,16 @@ import torch
 from flwr.app import ArrayRecord, Context, Message
 from flwr.clientapp import ClientApp
 
+from emofl.client.federated.device_key import simulated_device_signer
 from emofl.client.federated.dp_training import LocalUpdate, train_round
 from emofl.client.federated.keys import ClientKeys, load_client_keys
-from emofl.client.federated.ledger_store import load_ledger, save_ledger
+from emofl.client.federated.ledger_store import DeviceLedger
 from emofl.client.federated.update_encryption import encrypt_update, global_state
 from emofl.common.data.federated_data import client_faces, public_split_of, validation_faces
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import build_model
 from emofl.common.model.training import evaluate
+from emofl.common.privacy.ledger import PrivacyLedger
 from emofl.common.protocol.ckks_records import record_bytes
 from emofl.common.protocol.messages import (
     ARRAYS,
@@ -45,6 +47,16 @@ def ledger_dir(settings: RunSettings) -> Path:
     return Path(settings.out) / "clients"
 
 
+def device_ledger(settings: RunSettings, client_id: int) -> DeviceLedger | None:
+    """The device's signed ledger under DP (None without DP, where nothing is spent), signed
+    by the device's own key: in simulation a key made for the client in the run folder."""
+    if not settings.dp:
+        return None
+    folder = ledger_dir(settings)
+    signer = simulated_device_signer(folder, client_id)
+    return DeviceLedger(folder, client_id, settings.accountant, signer)
+
+
 def client_keys(settings: RunSettings) -> ClientKeys | None:
     return load_client_keys(settings.key_dir) if settings.encrypted else None
 
@@ -63,13 +75,15 @@ def _outgoing(update: LocalUpdate, keys: ClientKeys | None) -> ArrayRecord:
     return encrypt_update(update.state_dict, update.num_examples, keys)
 
 
-def _train_reply(msg: Message, client_id: int, update: LocalUpdate, ledger, settings: RunSettings,
-                 arrays: ArrayRecord, seconds: float) -> Message:
+def _train_reply(msg: Message, client_id: int, update: LocalUpdate, device: DeviceLedger | None,
+                 settings: RunSettings, arrays: ArrayRecord, seconds: float) -> Message:
     plan = update.plan
+    ledger = device.ledger if device else PrivacyLedger(settings.accountant)
+    epsilon = ledger.epsilon(settings.delta) if device else float("inf")
     reply = TrainReply(
         client_id=client_id,
         num_examples=update.num_examples,
-        epsilon=ledger.epsilon(settings.delta) if settings.dp else float("inf"),
+        epsilon=epsilon,
         delta=settings.delta if settings.dp else 0.0,
         noise_multiplier=plan.noise_multiplier,
         sample_rate=plan.sample_rate,
@@ -80,8 +94,9 @@ def _train_reply(msg: Message, client_id: int, update: LocalUpdate, ledger, sett
         bytes_up=record_bytes(arrays),
         refused=int(bool(update.refused)),
         accountant=ledger.accountant if settings.dp else "none",
-        ledger=ledger.state_dict(),
+        ledger=device.export() if device else {},
         refusal=update.refused,
+        tree_head=device.tree_head(epsilon, settings.delta) if device else "",
     )
     return Message(content=reply.to_content(arrays), reply_to=msg)
 
@@ -110,13 +125,19 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
         keys = client_keys(settings)
         model = _global_model(msg, keys)
-        ledger = load_ledger(ledger_dir(settings), client_id, settings.accountant)
-        update = train_round(model, faces, settings, ledger, _seed(settings, msg, client_id))
-        if not update.refused and settings.dp:
-            save_ledger(ledger_dir(settings), client_id, ledger)
-        arrays = _outgoing(update, keys)
-        seconds = time.perf_counter() - started
-        return _train_reply(msg, client_id, update, ledger, settings, arrays, seconds)
+        device = device_ledger(settings, client_id)
+        try:
+            ledger = device.ledger if device else PrivacyLedger(settings.accountant)
+            update = train_round(model, faces, settings, ledger, _seed(settings, msg, client_id))
+            if device and not update.refused:
+                device.record(int(msg.content[CONFIG][GLOBAL_ROUND]), update.plan,
+                              settings.max_grad_norm, settings.delta)
+            arrays = _outgoing(update, keys)
+            seconds = time.perf_counter() - started
+            return _train_reply(msg, client_id, update, device, settings, arrays, seconds)
+        finally:
+            if device:
+                device.close()
 
     @app.evaluate()
     def evaluate_global_model(msg: Message, context: Context) -> Message:

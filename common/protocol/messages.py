@@ -2,10 +2,11 @@
 
 The server's train and evaluate messages carry the global weights under `ARRAYS` and a
 `ConfigRecord` under `CONFIG` (the round number and the model's architecture). A device's train
-reply carries its update under `ARRAYS`, its numbers under `METRICS` and its privacy state under
-`PRIVACY`; `TrainReply` is that reply as one typed value, built by the device with
-`to_content` and parsed by the server with `from_content`, which refuses a reply whose keys are
-not exactly these (a misspelt key is an error, not a silently missing number).
+reply carries its update under `ARRAYS`, its numbers under `METRICS` and its privacy state (its
+signed ledger and tree head) under `PRIVACY`; `TrainReply` is that reply as one typed value,
+built by the device with `to_content` and parsed by the server with `from_content`, which
+refuses a reply whose keys are not exactly these (a misspelt key is an error, not a silently
+missing number).
 """
 
 import json
@@ -55,8 +56,10 @@ class TrainReply:
     """One device's answer to a train message: its numbers and privacy state.
 
     epsilon is the device's cumulative ε over every round it took part in (inf without DP);
-    steps is cumulative too. `ledger` is the device's privacy ledger state
-    (`PrivacyLedger.state_dict()`); `refusal` is empty unless the device refused the round.
+    steps is cumulative too. `ledger` is the device's whole signed ledger
+    (`common/privacy/signed_ledger.py`, empty without DP); `refusal` is empty unless the device
+    refused the round; `tree_head` is the device's signed C2SP checkpoint of its ledger (the
+    Merkle root and size, claiming `epsilon`), empty without DP.
     """
 
     client_id: int
@@ -74,8 +77,9 @@ class TrainReply:
     accountant: str
     ledger: dict
     refusal: str
+    tree_head: str = ""
 
-    _PRIVACY_FIELDS = ("accountant", "ledger", "refusal")
+    _PRIVACY_FIELDS = ("accountant", "ledger", "refusal", "tree_head")
 
     def to_content(self, arrays: ArrayRecord) -> RecordDict:
         """The reply's RecordDict, with the device's update (or nothing) as `arrays`."""

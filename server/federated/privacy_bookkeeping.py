@@ -3,9 +3,11 @@
 Like Flower's `DifferentialPrivacyServerSideFixedClipping`, it adds one concern to another
 strategy and delegates the rest: the wrapped strategy (FedAvg, or `CkksFedAvg` under secure
 aggregation) aggregates; this wrapper parses each train reply into a `TrainReply`, records the
-device's report and ledger, screens the updates of the devices that trained when a screen is
-given (CKKS: fingerprint, tag, ciphertext checks), passes only the accepted ones to the wrapped
-strategy, and hands the round's reports to an observer (the run's recorder) as a value.
+device's report, checks and stores its signed tree head when a `TreeHeadBook` is given (DP
+runs: a device whose head or ledger fails is left out), keeps the events of its verified
+ledger, screens the updates of the devices that trained when a screen is given (CKKS:
+fingerprint, tag, ciphertext checks), passes only the accepted ones to the wrapped strategy,
+and hands the round's reports to an observer (the run's recorder) as a value.
 """
 
 from collections.abc import Callable, Iterable
@@ -17,7 +19,10 @@ from flwr.common import log
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import Strategy
 
+from emofl.common.privacy.ledger import PrivacyLedger
+from emofl.common.privacy.signed_ledger import ledger_of, parse_export
 from emofl.common.protocol.messages import GLOBAL_ROUND, ReplyError, TrainReply
+from emofl.server.federated.tree_heads import TreeHeadBook
 
 
 @dataclass
@@ -47,12 +52,23 @@ def client_report(reply: TrainReply) -> dict:
             "bytes_up": reply.bytes_up, "rejected": ""}
 
 
-def parse_replies(replies: Iterable[Message], global_round: int
+def ledger_events(reply: TrainReply) -> dict:
+    """The events of the device's ledger (`PrivacyLedger.state_dict()`), for the checkpoint
+    and the model card; empty without DP."""
+    if not reply.ledger:
+        return PrivacyLedger(reply.accountant if reply.accountant != "none" else "rdp"
+                             ).state_dict()
+    return ledger_of(parse_export(reply.ledger)[1], reply.accountant).state_dict()
+
+
+def parse_replies(replies: Iterable[Message], global_round: int,
+                  tree_heads: TreeHeadBook | None = None
                   ) -> tuple[RoundReports, list[tuple[dict, Message]]]:
     """The round's reports, and (report, reply) of every device that trained.
 
     Failed and malformed replies are logged and listed in `unusable`; refusals are reported
-    but not returned for aggregation.
+    but not returned for aggregation; with `tree_heads`, a device whose tree head or ledger
+    fails its checks is reported as rejected and not returned either.
     """
     reports = RoundReports(round=global_round)
     trained: list[tuple[dict, Message]] = []
@@ -68,7 +84,15 @@ def parse_replies(replies: Iterable[Message], global_round: int
             continue
         report = client_report(parsed)
         reports.clients.append(report)
-        reports.ledgers[parsed.client_id] = parsed.ledger
+        if tree_heads is not None:
+            report["rejected"] = tree_heads.receive(parsed.client_id, global_round,
+                                                    parsed.tree_head, parsed.ledger,
+                                                    parsed.epsilon)
+        if report["rejected"]:
+            log(WARNING, "rejected client %d in round %d: %s", parsed.client_id, global_round,
+                report["rejected"])
+            continue
+        reports.ledgers[parsed.client_id] = ledger_events(parsed)
         if parsed.refusal:
             log(WARNING, "client %d refused round %d: %s", parsed.client_id, global_round,
                 parsed.refusal)
@@ -97,18 +121,22 @@ class PrivacyBookkeeping(Strategy):
     screen : Callable[[list[Message]], list[str]] | None
         Checks the trained devices' updates before aggregation; returns, per reply, the
         reason to reject it ("" to accept).
+    tree_heads : TreeHeadBook | None
+        Under DP, where every device's signed tree head is checked and stored.
     """
 
     def __init__(self, strategy: Strategy, *, round_offset: int,
                  on_round: Callable[[RoundReports], None],
                  on_evaluate: Callable[[int, MetricRecord | None], None],
-                 screen: Callable[[list[Message]], list[str]] | None = None) -> None:
+                 screen: Callable[[list[Message]], list[str]] | None = None,
+                 tree_heads: TreeHeadBook | None = None) -> None:
         super().__init__()
         self.strategy = strategy
         self.round_offset = round_offset
         self.on_round = on_round
         self.on_evaluate = on_evaluate
         self.screen = screen
+        self.tree_heads = tree_heads
 
     def summary(self) -> None:
         self.strategy.summary()
@@ -125,7 +153,8 @@ class PrivacyBookkeeping(Strategy):
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]
                         ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        reports, trained = parse_replies(replies, self.round_offset + server_round)
+        reports, trained = parse_replies(replies, self.round_offset + server_round,
+                                         self.tree_heads)
         if self.screen is not None and trained:
             trained = self._screened(trained)
         result: tuple[ArrayRecord | None, MetricRecord | None] = (None, None)

@@ -15,7 +15,7 @@ import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.common import log
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvgM, Strategy
+from flwr.serverapp.strategy import FedAvgM
 
 from emofl.common.crypto.ckks import flatten_state
 from emofl.common.model.emotion_net import EmotionNet
@@ -23,11 +23,13 @@ from emofl.common.model.frame_store import architecture_of, build_model, load_mo
 from emofl.common.model.release import release_model
 from emofl.common.protocol.messages import architecture_config
 from emofl.common.protocol.run_settings import RunSettings
+from emofl.common.storage.atomic_io import make_dir
 from emofl.server.federated.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from emofl.server.federated.ckks_fedavg import CkksFedAvg
 from emofl.server.federated.keys import load_server_keys
 from emofl.server.federated.privacy_bookkeeping import PrivacyBookkeeping
 from emofl.server.federated.round_recorder import RoundCallback, RoundFailed, RoundRecorder
+from emofl.server.federated.tree_heads import TreeHeadBook
 
 
 def initial_model(settings: RunSettings) -> EmotionNet:
@@ -39,8 +41,9 @@ def initial_model(settings: RunSettings) -> EmotionNet:
 
 
 def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
-                  recorder: RoundRecorder) -> Strategy:
-    """FedAvg over all devices (on ciphertexts in CKKS mode) with privacy bookkeeping."""
+                  recorder: RoundRecorder) -> PrivacyBookkeeping:
+    """FedAvg over all devices (on ciphertexts in CKKS mode) with privacy bookkeeping; under
+    DP every device's tree head is checked and kept in the run folder's `TreeHeadBook`."""
     sampling = dict(fraction_train=1.0, min_train_nodes=settings.num_clients,
                     min_available_nodes=settings.num_clients)
     screen = None
@@ -53,9 +56,11 @@ def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
         aggregator = FedAvgM(fraction_evaluate=0.0,
                              server_learning_rate=settings.server_learning_rate,
                              server_momentum=settings.server_momentum, **sampling)
+    tree_heads = TreeHeadBook(make_dir(settings.out)) if settings.dp else None
     return PrivacyBookkeeping(aggregator, round_offset=round_offset,
                               on_round=recorder.round_trained,
-                              on_evaluate=recorder.round_evaluated, screen=screen)
+                              on_evaluate=recorder.round_evaluated, screen=screen,
+                              tree_heads=tree_heads)
 
 
 def run_federation(grid: Grid, settings: RunSettings,
@@ -81,6 +86,9 @@ def run_federation(grid: Grid, settings: RunSettings,
     except RoundFailed as failure:
         log(ERROR, "the run stops: %s; its model is not released", failure)
         return
+    finally:
+        if strategy.tree_heads is not None:
+            strategy.tree_heads.close()
     if settings.encrypted:
         return  # only a key holder can turn the encrypted aggregate into a model file
     final = result.arrays if len(result.arrays) else start

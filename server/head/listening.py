@@ -7,9 +7,6 @@ second server share it, splitting requests between two models), TLS files that a
 regular files, not PEM, or a key that is not the certificate's.
 """
 
-import errno
-import socket
-
 import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import (
@@ -19,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from emofl.common.errors import SettingsError, UserError
+from emofl.common.processes import bind_problem
 from emofl.common.storage.input_files import check_input_file
 
 HIGHEST_PORT = 65535
@@ -72,27 +70,3 @@ def bind(server: grpc.Server, host: str, port: int,
     if not bound:
         raise UserError(f"cannot listen on {address}: gRPC could not bind it")
     return bound
-
-
-def bind_problem(host: str, port: int) -> str:
-    """Why `host:port` cannot be bound, found by trying with a plain socket (as gRPC does,
-    with SO_REUSEADDR): the port in use, an address not of this host, or the system's reason;
-    "" when it can be."""
-    name = host.strip("[]")
-    try:
-        addresses = socket.getaddrinfo(name or None, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-    except socket.gaierror:
-        return f"{host} is not a known host name or address"
-    for family, kind, proto, _, address in addresses:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as err:
-                if err.errno == errno.EADDRINUSE:
-                    return f"port {port} is in use (another server listens on it)"
-                if err.errno == errno.EADDRNOTAVAIL:
-                    return f"{host} is not an address of this host"
-                return err.strerror or type(err).__name__
-    return ""
