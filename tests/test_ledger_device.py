@@ -1,11 +1,18 @@
 """The device's signed SQLite ledger and the server's book of tree heads: what is stored, how,
 and which rewrites of a ledger the server notices when the device next replies."""
 
+import base64
 import json
 import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 from ledger_helpers import DELTA, EVENT, open_device, play_round, send_head, tamper
 
 from emofl.client.federated.device_key import key_path, simulated_device_signer
@@ -13,6 +20,13 @@ from emofl.client.federated.ledger_store import DeviceLedger, ledger_path, load_
 from emofl.common.privacy import ledger_db
 from emofl.common.privacy.ledger import LedgerError, PrivacyLedger
 from emofl.common.privacy.ledger_entry import GENESIS
+from emofl.server.deployment.registry import (
+    DeviceRecord,
+    EnrolledKeys,
+    add_device,
+    create_registry,
+    mark_revoked,
+)
 from emofl.server.federated.tree_heads import TreeHeadBook
 
 
@@ -126,3 +140,33 @@ def test_a_corrupt_ledger_database_is_a_one_line_error_naming_it(tmp_path):
     with pytest.raises(LedgerError, match="is not a") as err:
         load_ledger(tmp_path, 0, "rdp")
     assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
+
+
+def _enroll(registry: Path, client: int, key_file: Path) -> None:
+    """Record `client` in a deployment's registry with the Ed25519 key in `key_file`."""
+    public = load_pem_private_key(key_file.read_bytes(), password=None).public_key()
+    raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    add_device(registry, DeviceRecord(
+        node_id=100 + client, client_id=client, device_name=f"device {client}",
+        node_public_key=f"node key {client}", sealing_public_key=f"sealing key {client}",
+        signing_public_key=base64.b64encode(raw).decode(), consent="{}", enrolled_at="now"))
+
+
+def test_a_deployment_checks_heads_against_the_enrolled_key_not_the_first_one_offered(tmp_path):
+    clients, registry = tmp_path / "clients", tmp_path / "registry.sqlite"
+    create_registry(registry)
+    enrolled = simulated_device_signer(tmp_path / "enrolled", 0)  # the key the device enrolled
+    _enroll(registry, 0, key_path(tmp_path / "enrolled", 0))
+    impostor = DeviceLedger(clients, 0, "rdp", simulated_device_signer(clients, 0))
+    impostor.ledger.record(EVENT)
+    impostor.record(1, EVENT, max_grad_norm=1.0, delta=DELTA)
+    book = TreeHeadBook(tmp_path, EnrolledKeys(registry))
+    assert "not signed with the device's key" in send_head(book, impostor, 1)
+    device = DeviceLedger(tmp_path / "device", 0, "rdp", enrolled)
+    device.ledger.record(EVENT)
+    device.record(1, EVENT, max_grad_norm=1.0, delta=DELTA)
+    assert send_head(book, device, 1) == ""
+    mark_revoked(registry, 100, "later")
+    device.ledger.record(EVENT)
+    device.record(2, EVENT, max_grad_norm=1.0, delta=DELTA)
+    assert "not signed with the device's key" in send_head(book, device, 2)

@@ -92,6 +92,9 @@ class RunSettings:
     out: str = setting("runs/flwr", "run directory: checkpoints, client ledgers, metrics, model",
                        cli_default="runs/simulate")
     resume: bool = setting(False, "continue the run in --out from its last checkpoint")
+    registry: str = setting("", "a deployment's enrollment registry: each device's tree heads "
+                            "must be signed with the key it enrolled (set by `emofl run`)",
+                            on_cli=False)
     command: str = setting("", "the command line that started the run, recorded in the model "
                            "card", on_cli=False)
 

@@ -7,6 +7,7 @@ registry is the operator's record; Flower's SuperLink keeps its own list of node
 is the one the server verifies a device's signatures against.
 """
 
+import base64
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emofl.common.errors import UserError
+from emofl.common.privacy.checkpoint_note import verifier_key
+from emofl.common.privacy.signed_ledger import ledger_origin
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -116,3 +119,19 @@ def list_devices(path: str | Path) -> list[DeviceRecord]:
     with _connect(Path(path)) as db:
         rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM devices ORDER BY node_id")
         return [_record(row) for row in rows.fetchall()]
+
+
+class EnrolledKeys:
+    """The registry as the tree-head book's source of device keys (`DeviceKeys`): a device's
+    tree heads and ledger entries must be signed with the Ed25519 key it enrolled, never with a
+    key it offers later; a revoked device has none."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def key_for(self, client_id: int) -> str | None:
+        for device in list_devices(self.path):
+            if device.client_id == client_id and device.revoked_at is None:
+                raw = base64.b64decode(device.signing_public_key)
+                return verifier_key(ledger_origin(client_id), raw)
+        return None

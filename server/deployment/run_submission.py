@@ -25,7 +25,7 @@ from emofl.server.deployment.server_start import read_endpoint
 SERVER_APP = "emofl.server.federated.server_app:app"
 DEVICE_APP = "emofl.client.device.client_app:app"
 POLL_S = 3.0
-MANAGED_KEYS = ("rounds", "resume", "num-clients", "out", "secure-agg", "key-dir")
+MANAGED_KEYS = ("rounds", "resume", "num-clients", "out", "secure-agg", "key-dir", "registry")
 """Run settings `emofl run` sets itself, from its options and the server folder."""
 
 
@@ -67,6 +67,7 @@ def run_settings(folder: ServerFolder, *, rounds: int, resume: bool, min_devices
     encrypted = (folder.keys / PUBLIC_CONTEXT).exists()
     values = {**overrides, "rounds": rounds, "resume": resume, "num-clients": devices,
               "out": str(folder.run_dir.resolve()),
+              "registry": str(folder.registry.resolve()),
               "secure-agg": "ckks" if encrypted else "none",
               "key-dir": str(folder.keys.resolve()) if encrypted else ""}
     return RunSettings.from_config(values)

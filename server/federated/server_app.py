@@ -24,6 +24,7 @@ from emofl.common.model.release import release_model
 from emofl.common.protocol.messages import architecture_config
 from emofl.common.protocol.run_settings import RunSettings
 from emofl.common.storage.atomic_io import make_dir
+from emofl.server.deployment.registry import EnrolledKeys
 from emofl.server.federated.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from emofl.server.federated.ckks_fedavg import CkksFedAvg
 from emofl.server.federated.keys import load_server_keys
@@ -56,7 +57,8 @@ def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
         aggregator = FedAvgM(fraction_evaluate=0.0,
                              server_learning_rate=settings.server_learning_rate,
                              server_momentum=settings.server_momentum, **sampling)
-    tree_heads = TreeHeadBook(make_dir(settings.out)) if settings.dp else None
+    enrolled = EnrolledKeys(settings.registry) if settings.registry else None
+    tree_heads = TreeHeadBook(make_dir(settings.out), enrolled) if settings.dp else None
     return PrivacyBookkeeping(aggregator, round_offset=round_offset,
                               on_round=recorder.round_trained,
                               on_evaluate=recorder.round_evaluated, screen=screen,

@@ -12,7 +12,6 @@ from typing import NoReturn
 from tqdm import tqdm
 
 from emofl.common import process_table
-from emofl.common.errors import UserError
 from emofl.common.storage import atomic_io
 from emofl.server.federated.checkpoint import load_checkpoint
 
@@ -57,6 +56,19 @@ def end_interrupted_run(out: Path, bar: tqdm) -> NoReturn:
     sys.stderr.flush()
     terminal = os.dup(2)
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+    problem = ""
+    try:
+        _stop_ray_and_what_it_started()
+    except Exception as err:  # the line below and the exit must come whatever happens
+        problem = f"; stopping Ray failed ({type(err).__name__}: {err})"
+    line = (f"emofl simulate: interrupted; {kept_rounds(out)} completed round(s) are kept in "
+            f"{out} (continue with --resume --out {out}){problem}\n")
+    os.write(terminal, line.encode())
+    os._exit(INTERRUPTED_EXIT)  # the ServerApp thread cannot be stopped: leave without it
+
+
+def _stop_ray_and_what_it_started() -> None:
+    """Stop Ray (bounded), then kill whatever this process started that still runs."""
     started = process_table.descendants(process_table.processes())
     stopper = threading.Thread(target=_stop_ray, daemon=True)
     stopper.start()
@@ -66,10 +78,6 @@ def end_interrupted_run(out: Path, bar: tqdm) -> NoReturn:
     for pid, start_time in started.items():
         if running.get(pid, (0, ""))[1] == start_time:
             process_table.kill(pid)
-    line = (f"emofl simulate: interrupted; {kept_rounds(out)} completed round(s) are kept in "
-            f"{out} (continue with --resume --out {out})\n")
-    os.write(terminal, line.encode())
-    os._exit(INTERRUPTED_EXIT)  # the ServerApp thread cannot be stopped: leave without it
 
 
 def _stop_ray() -> None:
@@ -82,6 +90,6 @@ def kept_rounds(out: Path) -> int:
     """The rounds the checkpoint in `out` holds (0 when there is none or it cannot be read)."""
     try:
         checkpoint = load_checkpoint(out)
-    except UserError:
+    except Exception:  # said in the one line that must be printed whatever happens
         return 0
     return checkpoint.round if checkpoint else 0
