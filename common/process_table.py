@@ -36,6 +36,29 @@ def descendants(table: dict[int, tuple[int, str]], root: int | None = None) -> d
     return found
 
 
+def is_running(pid: int, start_time: str) -> bool:
+    """Whether the process `pid` that started at `start_time` still runs (a zombie does not)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[19] == start_time and fields[0] != "Z"
+
+
+def start_time_of(pid: int) -> str:
+    """The start time of the running process `pid`, as processes() gives it."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+
+
+def kill_those_still_running(started: dict[int, str]) -> None:
+    """SIGKILL each process of `started` (pid: start time) that still runs as that process: an
+    orphan has a new parent by now, and a pid given to a later process is left alone."""
+    running = processes()
+    for pid, start_time in started.items():
+        if running.get(pid, (0, ""))[1] == start_time:
+            kill(pid)
+
+
 def kill(pid: int) -> None:
     """SIGKILL `pid`; nothing when it has ended already."""
     try:

@@ -135,10 +135,7 @@ class ProcessGroup:
                 pass
             _signal_group(process, signal.SIGKILL)
             process.wait()
-        running = process_table.processes()  # by pid and start time: an orphan has a new parent
-        for pid, started in family.items():
-            if running.get(pid, (0, ""))[1] == started:
-                process_table.kill(pid)
+        process_table.kill_those_still_running(family)
         self.started.clear()
 
 

@@ -1,6 +1,7 @@
 """One Ctrl-C ends `emofl simulate` at once: Ray stopped, completed rounds kept and resumable,
 one line on stderr, exit 130 (issue 10, finding 5: it used to print Ray tracebacks and hang in
-thread shutdown until a second Ctrl-C)."""
+thread shutdown until a second Ctrl-C; then, one time in five, Ray ended it with status 1 and
+no word when Flower's threads called into Ray after `ray.shutdown()`)."""
 
 import json
 import os
@@ -90,18 +91,9 @@ def interrupt_after_first_round(out: Path) -> tuple[int, str, float]:
         process.wait()
 
 
-# Known bug, not understood yet: about one Ctrl-C in five on this loaded 2-core machine ends the
-# command with status 1 and nothing on stderr (the handler's line is never written). One such
-# attempt is tried again; any other outcome, or that one twice, fails the test.
-UNEXPLAINED_SILENT_EXIT = 1
-
-
 def test_one_ctrl_c_ends_simulate_keeps_its_rounds_and_stops_ray(tmp_path):
-    for attempt in range(2):
-        out = tmp_path / f"run{attempt}"
-        code, stderr, seconds = interrupt_after_first_round(out)
-        if code != UNEXPLAINED_SILENT_EXIT or "kept" in stderr:
-            break
+    out = tmp_path / "run"
+    code, stderr, seconds = interrupt_after_first_round(out)
     assert code == 130, stderr
     assert seconds < 30
     assert "Traceback" not in stderr and "ERROR" not in stderr, stderr
@@ -125,9 +117,9 @@ def test_one_ctrl_c_ends_simulate_keeps_its_rounds_and_stops_ray(tmp_path):
     assert resumed[:-1] == rounds
 
 
-# Stopping Ray fails the clients' calls in progress, and the ServerApp thread records that at
-# once: here a stand-in for Ray's stop does the same write the recorder would.
-RECORD_WHILE_RAY_STOPS = """
+# The ServerApp thread goes on after the Ctrl-C, and may finish recording a round cut short:
+# here a stand-in for the reaper's start does the same write the recorder would, meanwhile.
+RECORD_AFTER_THE_CTRL_C = """
 import sys, threading
 from pathlib import Path
 from tqdm import tqdm
@@ -139,20 +131,20 @@ metrics = Path(sys.argv[1])
 def record_a_failed_round():
     atomic_io.write_json(metrics, {"rounds": ["a round cut short by the Ctrl-C"]})
 
-def stop_ray():
+def start_the_reaper(started):
     recorder = threading.Thread(target=record_a_failed_round)
     recorder.start()
     recorder.join()
 
-interrupt._stop_ray = stop_ray
+interrupt.reap_after_exit = start_the_reaper
 interrupt.end_interrupted_run(metrics.parent, tqdm(disable=True))
 """
 
 
-def test_what_ray_stopping_cuts_short_is_not_recorded(tmp_path):
+def test_what_the_server_records_after_the_ctrl_c_is_not_written(tmp_path):
     metrics = tmp_path / METRICS_FILE
     metrics.write_text('{"rounds": []}\n')
-    result = subprocess.run([sys.executable, "-c", RECORD_WHILE_RAY_STOPS, str(metrics)],
+    result = subprocess.run([sys.executable, "-c", RECORD_AFTER_THE_CTRL_C, str(metrics)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 130, result.stderr
     assert result.stderr.splitlines() == [

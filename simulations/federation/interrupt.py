@@ -1,4 +1,4 @@
-"""How one Ctrl-C ends `emofl simulate`: Ray stopped, the completed rounds kept, one line said."""
+"""How one Ctrl-C ends `emofl simulate`: the completed rounds kept, one line said, Ray reaped."""
 
 import os
 import signal
@@ -12,18 +12,17 @@ from typing import NoReturn
 from tqdm import tqdm
 
 from emofl.common import process_table
+from emofl.common.reaper import reap_after_exit
 from emofl.common.storage import atomic_io
 from emofl.server.federated.checkpoint import load_checkpoint
 
-# How a Ctrl-C ends a run: the shell's status of a process ended by SIGINT, as `emofl` uses;
-# and how long Ray may take to stop before what is left of it is killed.
+# How a Ctrl-C ends a run: the shell's status of a process ended by SIGINT, as `emofl` uses.
 INTERRUPTED_EXIT = 128 + signal.SIGINT
-RAY_STOP_SECONDS = 10.0
 
 
 @contextmanager
 def ctrl_c_ends_the_run(out: Path, bar: tqdm) -> Iterator[None]:
-    """While Ray and the ServerApp run, a Ctrl-C (SIGINT) stops Ray and ends the process.
+    """While Ray and the ServerApp run, a Ctrl-C (SIGINT) ends the process and its Ray.
 
     Flower runs the ServerApp in a thread that a KeyboardInterrupt in the main thread leaves
     waiting for replies that never come, so the interpreter would hang at exit joining it.
@@ -40,15 +39,15 @@ def ctrl_c_ends_the_run(out: Path, bar: tqdm) -> Iterator[None]:
 
 
 def end_interrupted_run(out: Path, bar: tqdm) -> NoReturn:
-    """Stop Ray, say in one line which rounds are kept, end the process with INTERRUPTED_EXIT.
+    """Say in one line which rounds are kept, end the process with INTERRUPTED_EXIT, and leave
+    Ray's processes to a reaper that kills them once this process has gone.
 
     The completed rounds are safe as they are: checkpoint, metrics and ledgers are each
-    replaced atomically. Writes stop first: stopping Ray fails the clients' calls in progress,
-    which the ServerApp thread would otherwise record as a failed round. Flower's threads
-    report each failed call with a traceback, so stderr goes to /dev/null while Ray stops.
-    Ray's workers block SIGINT: the Ctrl-C itself reaches this process only. Whatever this
-    process started and is still running once Ray stopped, or did not stop in time, is killed
-    (Ray's dashboard and runtime-env agents outlive a raylet that was stopped by force).
+    replaced atomically. Writes stop first, so that nothing the ServerApp thread does from now
+    on is recorded. Ray is not stopped from here: Flower's threads still call into Ray, and a
+    call after `ray.shutdown()` makes Ray end the process with status 1 and no word
+    (emofl.common.reaper). Ray's workers block SIGINT: the Ctrl-C itself reaches this process
+    only. stderr goes to /dev/null: Flower's threads would report what is cut short.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the stop short
     atomic_io.stop_writes()
@@ -58,32 +57,13 @@ def end_interrupted_run(out: Path, bar: tqdm) -> NoReturn:
     os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
     problem = ""
     try:
-        _stop_ray_and_what_it_started()
+        reap_after_exit(process_table.descendants(process_table.processes()))
     except Exception as err:  # the line below and the exit must come whatever happens
-        problem = f"; stopping Ray failed ({type(err).__name__}: {err})"
+        problem = f"; Ray's processes may still run (their reaper failed: {err})"
     line = (f"emofl simulate: interrupted; {kept_rounds(out)} completed round(s) are kept in "
             f"{out} (continue with --resume --out {out}){problem}\n")
     os.write(terminal, line.encode())
     os._exit(INTERRUPTED_EXIT)  # the ServerApp thread cannot be stopped: leave without it
-
-
-def _stop_ray_and_what_it_started() -> None:
-    """Stop Ray (bounded), then kill whatever this process started that still runs."""
-    started = process_table.descendants(process_table.processes())
-    stopper = threading.Thread(target=_stop_ray, daemon=True)
-    stopper.start()
-    stopper.join(RAY_STOP_SECONDS)
-    # An orphan of a stopped raylet has another parent now: it is found by pid and start time.
-    running = process_table.processes()
-    for pid, start_time in started.items():
-        if running.get(pid, (0, ""))[1] == start_time:
-            process_table.kill(pid)
-
-
-def _stop_ray() -> None:
-    import ray
-
-    ray.shutdown()
 
 
 def kept_rounds(out: Path) -> int:
