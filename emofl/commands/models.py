@@ -7,7 +7,6 @@ from emofl.common.protocol.choices import MODEL_KINDS
 from emofl.common.protocol.setting import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
-    OPEN_UNIT_INTERVAL,
     POSITIVE,
     Bound,
 )
@@ -15,6 +14,8 @@ from emofl.common.protocol.setting import (
 _count = bounded(int, AT_LEAST_ONE)
 _positive = bounded(float, POSITIVE)
 _UNIT_INTERVAL = Bound("in [0, 1]", lambda v: 0 <= v <= 1)
+# A public share of 1 trains centrally on all of the data: the non-private upper bound.
+_PUBLIC_SHARE = Bound("in (0, 1]", lambda v: 0 < v <= 1)
 
 
 def add(commands: argparse._SubParsersAction) -> None:
@@ -39,7 +40,8 @@ def _add_pretrain(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--synthetic-size", type=_count, default=2000,
                    help="public synthetic faces to draw with --data synthetic")
     p.add_argument("--public-fraction", type=float, default=0.2,
-                   help="share of the training data treated as public (default 0.2)")
+                   help="share of the training data treated as public (default 0.2; 1: "
+                        "central training on all of it, the non-private upper bound)")
     p.add_argument("--seed", type=bounded(int, NON_NEGATIVE), default=0)
     p.add_argument("--epochs", type=_count, default=30)
     p.add_argument("--batch-size", type=_count, default=64)
@@ -54,7 +56,7 @@ def _add_pretrain(commands: argparse._SubParsersAction) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> dict:
-    OPEN_UNIT_INTERVAL.check(args.public_fraction, "--public-fraction")
+    _PUBLIC_SHARE.check(args.public_fraction, "--public-fraction")
     NON_NEGATIVE.check(args.weight_decay, "--weight-decay")
     _UNIT_INTERVAL.check(args.label_smoothing, "--label-smoothing")
     from emofl.server.federated.public_pretraining import PretrainSettings, pretrain
