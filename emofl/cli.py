@@ -18,7 +18,16 @@ import time
 import traceback
 from pathlib import Path
 
-from emofl.commands import audit, deployment, federation, inference, keys, meeting, models
+from emofl.commands import (
+    audit,
+    deployment,
+    export,
+    federation,
+    inference,
+    keys,
+    meeting,
+    models,
+)
 from emofl.common.errors import UserError
 
 INTERNAL_ERROR_EXIT = 1
@@ -33,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emofl", description="Privacy-preserving federated facial emotion recognition.")
     commands = parser.add_subparsers(dest="command", required=True)
-    for group in (federation, models, keys, inference, meeting, deployment, audit):
+    for group in (federation, models, export, keys, inference, meeting, deployment, audit):
         group.add(commands)
     return parser
 

@@ -18,7 +18,7 @@ from emofl.client.device.bundle import ckks_dir, install_bundle
 from emofl.client.device.device_folder import init_device, withdrawal
 from emofl.client.device.keys import load_sealing_key
 from emofl.common.crypto.ckks import context_fingerprint
-from emofl.common.crypto.key_files import INTEGRITY_KEY, PUBLIC_CONTEXT, SECRET_CONTEXT, init_keys
+from emofl.common.crypto.key_files import PUBLIC_CONTEXT, SECRET_CONTEXT, init_keys
 from emofl.common.crypto.sealing import SealError, open_sealed, seal
 from emofl.common.protocol.enrollment import (
     BUNDLE_FORMAT,
@@ -49,7 +49,7 @@ def _bundle(server_id: str, device, ckks_keys, node_id: int = 7, **changes) -> d
     recipient = load_sealing_key(device).public_key()
     sealed = {name: b64(seal((ckks_keys / name).read_bytes(), recipient,
                              sealing_context(server_id, node_id, name)))
-              for name in (SECRET_CONTEXT, INTEGRITY_KEY)}
+              for name in (SECRET_CONTEXT,)}
     bundle = EnrollmentBundle(
         format=BUNDLE_FORMAT, server_id=server_id, superlink="127.0.0.1:9092",
         ca_certificate="", node_id=node_id, client_id=0,

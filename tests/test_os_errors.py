@@ -15,7 +15,7 @@ import pytest
 import torch
 from cli_helpers import main_in_process
 
-from emofl.common.crypto.key_files import INTEGRITY_KEY, PUBLIC_CONTEXT, SECRET_CONTEXT
+from emofl.common.crypto.key_files import PUBLIC_CONTEXT, SECRET_CONTEXT
 from emofl.common.errors import UserError
 from emofl.common.protocol.run_settings import RunSettings
 from emofl.common.storage import atomic_io
@@ -168,8 +168,7 @@ def test_a_failed_keys_init_leaves_no_partial_keys_so_a_rerun_succeeds(
     monkeypatch.undo()
     code, _ = main_in_process(capsys, "keys", "init", "--out", str(out))
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        [SECRET_CONTEXT, PUBLIC_CONTEXT, INTEGRITY_KEY])
+    assert sorted(p.name for p in out.iterdir()) == sorted([SECRET_CONTEXT, PUBLIC_CONTEXT])
 
 
 @pytest.mark.parametrize("out, problem", [

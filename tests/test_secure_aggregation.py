@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import tempfile
 from types import SimpleNamespace
 
 import numpy as np
@@ -9,9 +10,11 @@ import pytest
 import torch
 from flwr.app import ArrayRecord
 
+from emofl.client.federated.device_key import simulated_device_signer
 from emofl.client.federated.keys import load_client_keys
 from emofl.client.federated.update_encryption import encrypt_update, global_state
 from emofl.common.crypto.ckks import CkksError, flatten_state
+from emofl.common.crypto.encrypted_update import UpdateOrigin
 from emofl.common.crypto.key_files import PUBLIC_CONTEXT, SECRET_CONTEXT, init_keys
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.protocol.ckks_records import from_arrays, to_arrays
@@ -20,7 +23,10 @@ from emofl.common.protocol.run_settings import RunSettings
 from emofl.server.federated.ckks_fedavg import CkksFedAvg
 from emofl.server.federated.keys import load_server_keys
 from emofl.server.federated.privacy_bookkeeping import PrivacyBookkeeping, RoundReports
+from emofl.server.federated.tree_heads import TreeHeadBook
 from emofl.simulations.federation.runner import simulate
+
+RUN = 4242
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +65,23 @@ def _reply(client_id: int, arrays: ArrayRecord, num_examples: int = 100, **chang
                            metadata=SimpleNamespace(src_node_id=100 + client_id))
 
 
+def signed_update(key_dir, state, num_examples: int, client_id: int, global_round: int = 1,
+                  run: int = RUN, signer_id: int | None = None) -> ArrayRecord:
+    """Client `client_id`'s encrypted update for `global_round`, signed with the key of client
+    `signer_id` (its own by default); simulated device keys live in `key_dir/devices`."""
+    signer = simulated_device_signer(key_dir / "devices",
+                                     client_id if signer_id is None else signer_id)
+    return encrypt_update(state, num_examples, load_client_keys(key_dir), signer=signer,
+                          origin=UpdateOrigin(run, global_round, client_id))
+
+
 def _bookkept(key_dir, length: int) -> tuple[PrivacyBookkeeping, list[RoundReports]]:
-    """The CKKS strategy as the ServerApp composes it, and the reports it hands on."""
+    """The CKKS strategy as the ServerApp composes it (each device's key pinned on first use
+    in a fresh book), and the reports it hands on."""
     reports: list[RoundReports] = []
-    aggregator = CkksFedAvg(keys=load_server_keys(key_dir), expected_length=length)
+    book = TreeHeadBook(tempfile.mkdtemp(dir=key_dir))
+    aggregator = CkksFedAvg(keys=load_server_keys(key_dir), expected_length=length, run_id=RUN,
+                            device_key=book.device_key)
     strategy = PrivacyBookkeeping(aggregator, round_offset=0, on_round=reports.append,
                                   on_evaluate=lambda *_: None, screen=aggregator.screen_updates)
     return strategy, reports
@@ -71,7 +90,8 @@ def _bookkept(key_dir, length: int) -> tuple[PrivacyBookkeeping, list[RoundRepor
 def test_encrypted_fedavg_equals_plaintext_fedavg_and_survives_a_tampered_update(key_dir):
     client = load_client_keys(key_dir)
     states, sizes = _model_states(4), [1200, 800, 3000, 500]
-    records = [encrypt_update(s, n, client) for s, n in zip(states, sizes, strict=True)]
+    records = [signed_update(key_dir, s, n, i)
+               for i, (s, n) in enumerate(zip(states, sizes, strict=True))]
     tampered = from_arrays(records[3])
     flipped = bytearray(tampered.chunks[1])
     flipped[len(flipped) // 2] ^= 0x10
@@ -92,10 +112,9 @@ def test_encrypted_fedavg_equals_plaintext_fedavg_and_survives_a_tampered_update
 
 
 def test_malformed_records_and_wrong_chunk_counts_are_rejected_not_fatal(key_dir):
-    client = load_client_keys(key_dir)
     states = _model_states(3)
-    good = encrypt_update(states[0], 100, client)
-    short = from_arrays(encrypt_update(states[1], 100, client))
+    good = signed_update(key_dir, states[0], 100, 0)
+    short = from_arrays(signed_update(key_dir, states[1], 100, 1))
     short.chunks = short.chunks[:-1]
     garbage = ArrayRecord({"w": torch.zeros(3)})  # not an encrypted update at all
     length = len(flatten_state(states[0])[0])

@@ -2,7 +2,8 @@
 
 It is the simulation's round (client/federated/client_app.py: DP-SGD by `train_round`, the
 signed `DeviceLedger`, the same reply), with what is the device's own instead of the run's:
-- who it is: the client id of its bundle, its ledger signed with its enrolled Ed25519 key;
+- who it is: the client id of its bundle, its ledger and its CKKS updates signed with its
+  enrolled Ed25519 key;
 - its faces: every face at its `--data` (or its own synthetic faces), not a partition;
 - its state: the ledger in `DEV/state/`, the CKKS keys opened from its bundle in `DEV/ckks/`;
 - its consent: ε and δ are capped by what it consented to (a run asking more gets the
@@ -29,7 +30,12 @@ from emofl.client.device.device_folder import (
     withdrawal,
 )
 from emofl.client.device.keys import load_signing_key
-from emofl.client.federated.client_app import _global_model, _outgoing, _train_reply
+from emofl.client.federated.client_app import (
+    _global_model,
+    _outgoing,
+    _train_reply,
+    update_origin,
+)
 from emofl.client.federated.client_app import build_client_app as build_run_client_app
 from emofl.client.federated.dp_training import LocalUpdate, plan_round, train_round
 from emofl.client.federated.keys import load_client_keys
@@ -74,10 +80,13 @@ class DeviceNode:
     def faces(self, settings: RunSettings) -> Faces:
         return _device_faces(self.data, settings.synthetic_size, settings.seed + self.client_id)
 
-    def ledger(self, settings: RunSettings) -> DeviceLedger | None:
+    def signer(self) -> Ed25519Signer:
+        """The device's enrolled key, which signs its ledger and its updates."""
+        return Ed25519Signer(ledger_origin(self.client_id), load_signing_key(self.root))
+
+    def ledger(self, settings: RunSettings, signer: Ed25519Signer) -> DeviceLedger | None:
         if not settings.dp:
             return None
-        signer = Ed25519Signer(ledger_origin(self.client_id), load_signing_key(self.root))
         return DeviceLedger(state_dir(self.root), self.client_id, settings.accountant, signer)
 
 
@@ -113,11 +122,12 @@ def build_device_app() -> ClientApp:
         torch.set_num_threads(1)
         node = DeviceNode.from_context(context)
         settings = node.settings(RunSettings.from_config(context.run_config))
-        device = node.ledger(settings)
+        signer = node.signer()
+        device = node.ledger(settings, signer)
         try:
             update = _round(msg, node, settings, device)
             keys = load_client_keys(settings.key_dir) if settings.encrypted else None
-            arrays = _outgoing(update, keys)
+            arrays = _outgoing(update, keys, signer, update_origin(msg, context, node.client_id))
             return _train_reply(msg, node.client_id, update, device, settings, arrays,
                                 time.perf_counter() - started)
         finally:

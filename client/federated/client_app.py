@@ -1,9 +1,10 @@
 """The device side of a federated round, as a Flower ClientApp (message API).
 
 `train`: load the global weights, run one round of local DP-SGD on this device's faces, and
-reply with the new weights (in CKKS mode: signed ciphertexts of n_i·w_i) plus the device's
-cumulative privacy spend. `evaluate`: score the global weights (decrypted in CKKS mode, where
-the server cannot) on the run's held-out faces. The same app serves `flwr run .` (settings
+reply with the new weights (in CKKS mode: ciphertexts of n_i·w_i signed by the device's own key
+for this run, round and client) plus the device's cumulative privacy spend. `evaluate`: score
+the global weights (decrypted in CKKS mode, where the server cannot) on the run's held-out
+faces. The same app serves `flwr run .` (settings
 from the run config) and `emofl simulate` (settings passed in when the app is built).
 """
 
@@ -19,11 +20,13 @@ from emofl.client.federated.dp_training import LocalUpdate, train_round
 from emofl.client.federated.keys import ClientKeys, load_client_keys
 from emofl.client.federated.ledger_store import DeviceLedger
 from emofl.client.federated.update_encryption import encrypt_update, global_state
+from emofl.common.crypto.encrypted_update import UpdateOrigin
 from emofl.common.data.federated_data import client_faces, public_split_of, validation_faces
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import build_model
 from emofl.common.model.training import evaluate
 from emofl.common.privacy.ledger import PrivacyLedger
+from emofl.common.privacy.signing import Signer
 from emofl.common.protocol.ckks_records import record_bytes
 from emofl.common.protocol.messages import (
     ARRAYS,
@@ -47,14 +50,20 @@ def ledger_dir(settings: RunSettings) -> Path:
     return Path(settings.out) / "clients"
 
 
-def device_ledger(settings: RunSettings, client_id: int) -> DeviceLedger | None:
-    """The device's signed ledger under DP (None without DP, where nothing is spent), signed
-    by the device's own key: in simulation a key made for the client in the run folder."""
-    if not settings.dp:
+def device_signer(settings: RunSettings, client_id: int) -> Signer | None:
+    """The device's own key, which signs its ledger (DP) and its updates (CKKS): in simulation
+    a key made for the client in the run folder. None when the run signs nothing."""
+    if not (settings.dp or settings.encrypted):
         return None
-    folder = ledger_dir(settings)
-    signer = simulated_device_signer(folder, client_id)
-    return DeviceLedger(folder, client_id, settings.accountant, signer)
+    return simulated_device_signer(ledger_dir(settings), client_id)
+
+
+def device_ledger(settings: RunSettings, client_id: int, signer: Signer | None
+                  ) -> DeviceLedger | None:
+    """The device's ledger under DP, signed by `signer` (None without DP: nothing is spent)."""
+    if not settings.dp or signer is None:
+        return None
+    return DeviceLedger(ledger_dir(settings), client_id, settings.accountant, signer)
 
 
 def client_keys(settings: RunSettings) -> ClientKeys | None:
@@ -67,12 +76,24 @@ def _global_model(msg: Message, keys: ClientKeys | None) -> EmotionNet:
     return model
 
 
-def _outgoing(update: LocalUpdate, keys: ClientKeys | None) -> ArrayRecord:
+def update_origin(msg: Message, context: Context, client_id: int) -> UpdateOrigin:
+    """What this round's update is signed for: this run, this global round, this client."""
+    return UpdateOrigin(run=context.run_id, global_round=int(msg.content[CONFIG][GLOBAL_ROUND]),
+                        client_id=client_id)
+
+
+def _outgoing(update: LocalUpdate, keys: ClientKeys | None, signer: Signer | None,
+              origin: UpdateOrigin) -> ArrayRecord:
+    """The reply's arrays: nothing after a refusal, the weights in plain mode, or ciphertexts
+    signed by `signer` for `origin` in CKKS mode."""
     if update.state_dict is None:
         return ArrayRecord()
     if keys is None:
         return ArrayRecord(update.state_dict)
-    return encrypt_update(update.state_dict, update.num_examples, keys)
+    if signer is None:
+        raise ValueError("an encrypted update needs the device's signing key")
+    return encrypt_update(update.state_dict, update.num_examples, keys, signer=signer,
+                          origin=origin)
 
 
 def _train_reply(msg: Message, client_id: int, update: LocalUpdate, device: DeviceLedger | None,
@@ -125,14 +146,15 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
         keys = client_keys(settings)
         model = _global_model(msg, keys)
-        device = device_ledger(settings, client_id)
+        signer = device_signer(settings, client_id)
+        device = device_ledger(settings, client_id, signer)
         try:
             ledger = device.ledger if device else PrivacyLedger(settings.accountant)
             update = train_round(model, faces, settings, ledger, _seed(settings, msg, client_id))
             if device and not update.refused:
                 device.record(int(msg.content[CONFIG][GLOBAL_ROUND]), update.plan,
                               settings.max_grad_norm, settings.delta)
-            arrays = _outgoing(update, keys)
+            arrays = _outgoing(update, keys, signer, update_origin(msg, context, client_id))
             seconds = time.perf_counter() - started
             return _train_reply(msg, client_id, update, device, settings, arrays, seconds)
         finally:

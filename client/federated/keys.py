@@ -1,7 +1,8 @@
-"""The keys a device holds in CKKS mode: the secret context and the integrity key.
+"""The CKKS key a device holds: the secret context, with the fingerprint of its public half.
 
-In simulation they are read from the run's key directory; an enrolled device will receive
-them at enrollment. Either way the rest of the client only sees a `ClientKeys`.
+In simulation it is read from the run's key directory; an enrolled device receives it sealed in
+its bundle. Either way the rest of the client only sees a `ClientKeys`. The key that signs the
+device's updates is its own Ed25519 device key, not a CKKS key (`update_encryption.py`).
 """
 
 from dataclasses import dataclass
@@ -11,16 +12,15 @@ from pathlib import Path
 import tenseal as ts
 
 from emofl.common.crypto.ckks import context_fingerprint, load_context, public_context_bytes
-from emofl.common.crypto.key_files import INTEGRITY_KEY, SECRET_CONTEXT, read_key_file
+from emofl.common.crypto.key_files import SECRET_CONTEXT, read_key_file
 
 
 @dataclass(frozen=True)
 class ClientKeys:
-    """A device's secret CKKS context, the fingerprint of its public half, the integrity key."""
+    """A device's secret CKKS context and the fingerprint of its public half."""
 
     secret_context: ts.Context
     fingerprint: str
-    integrity_key: bytes
 
 
 @lru_cache(maxsize=4)
@@ -30,5 +30,4 @@ def load_client_keys(key_dir: str | Path) -> ClientKeys:
     return ClientKeys(
         secret_context=load_context(secret, require_secret=True),
         fingerprint=context_fingerprint(public_context_bytes(secret)),
-        integrity_key=read_key_file(key_dir, INTEGRITY_KEY),
     )

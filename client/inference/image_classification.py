@@ -1,5 +1,6 @@
 """Classifying face images on the device, with the head run locally or on an encrypted-head
-service: the job behind `emofl classify`.
+service: the job behind `emofl classify`. The frame model may run on any runtime
+(`frame_runtime`); this module needs neither torch nor ONNX Runtime itself.
 
 Images are read one at a time and their faces classified in batches, so a long list of files
 streams results; an image that cannot be read is reported and skipped, never fatal.
@@ -10,20 +11,21 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from emofl.client.inference.face_crop import crop_face
 from emofl.client.inference.face_detector import HaarFaceDetector, scaled_frame
 from emofl.common.data.classes import CLASSES
 from emofl.common.data.preprocessing import preprocess_face
-from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.edge.sessions import softmax
 from emofl.common.storage.input_files import check_input_file
 
-# Faces per backbone forward and per encrypted request.
+# Faces per frame-model run and per encrypted request.
 BATCH_FACES = 64
 # Images wider than this are shrunk before Haar detection (boxes are scaled back).
 DETECT_WIDTH = 640
 
+# Preprocessed faces (N, 1, 48, 48) -> logits (N, 7): the frame model, or its backbone followed
+# by a remote head.
 LogitsFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -78,21 +80,9 @@ def face_crops(paths: Iterable[str], detect: bool) -> Iterator[FaceCrop | ImageP
         yield from crops
 
 
-def local_head(model: EmotionNet) -> LogitsFn:
-    """Logits from features with the model's own head, in the clear on this device."""
-
-    def logits(features: np.ndarray) -> np.ndarray:
-        with torch.inference_mode():
-            return model.head(torch.from_numpy(features).float()).double().numpy()
-
-    return logits
-
-
-def classify_batch(crops: list[FaceCrop], model: EmotionNet, head: LogitsFn) -> list[dict]:
+def classify_batch(crops: list[FaceCrop], logits_of: LogitsFn) -> list[dict]:
     """One result per crop: file, label, class probabilities (and box when detected)."""
-    with torch.inference_mode():
-        features = model.features(torch.from_numpy(np.stack([c.model_input for c in crops])))
-    probs = torch.softmax(torch.from_numpy(head(features.double().numpy())), dim=1).numpy()
+    probs = softmax(logits_of(np.stack([c.model_input for c in crops])))
     results = []
     for crop, p in zip(crops, probs, strict=True):
         result = {"file": crop.file, "label": CLASSES[int(p.argmax())],
@@ -103,7 +93,7 @@ def classify_batch(crops: list[FaceCrop], model: EmotionNet, head: LogitsFn) -> 
     return results
 
 
-def classify_files(paths: Iterable[str], model: EmotionNet, head: LogitsFn,
+def classify_files(paths: Iterable[str], logits_of: LogitsFn,
                    detect: bool) -> Iterator[dict | ImageProblem]:
     """Results for every face in `paths`, in batches of BATCH_FACES, and each problem image."""
     batch: list[FaceCrop] = []
@@ -113,7 +103,7 @@ def classify_files(paths: Iterable[str], model: EmotionNet, head: LogitsFn,
             continue
         batch.append(item)
         if len(batch) == BATCH_FACES:
-            yield from classify_batch(batch, model, head)
+            yield from classify_batch(batch, logits_of)
             batch = []
     if batch:
-        yield from classify_batch(batch, model, head)
+        yield from classify_batch(batch, logits_of)

@@ -6,65 +6,78 @@ parse", "ciphertext data is invalid"), and loads a ciphertext of another scale (
 the scale check). It loads without complaint: empty bytes (a vector of size 0), a ciphertext
 encrypted under another context with the same parameters, and most single-bit flips (about 3 in
 4 positions; the rest hit a header or push a coefficient past its modulus); those decrypt to
-garbage as large as the message bound. So each update carries an HMAC-SHA256 `tag` over its
-fingerprint, length, num_examples and every chunk, keyed with an integrity key that clients and
-the server share (it is not the CKKS secret: it cannot decrypt).
-The tag does:
+garbage as large as the message bound. So each update carries an `UpdateSignature`: the
+device's Ed25519 signature over the run, the global round, its client id, the context
+fingerprint, length, num_examples and the SHA-256 of every chunk in order
+(`update_signature.py`), made with the device's own key (the key that signs its privacy
+ledger), which the server verifies against the key it enrolled or pinned for that client.
+The signature does:
 - catch any change to a signed update on its way to the server or at rest (flipped bytes,
   substituted or reordered chunks, an edited num_examples or length);
-- stop anyone without the integrity key from adding an update to the sum. This matters because
-  the public context can encrypt: whoever has seen it can make well-formed ciphertexts of any
-  values, and only the tag says they came from a key holder.
+- stop anyone without a device's private key from adding an update to the sum in its name,
+  the server included: the server holds public keys only, so it cannot forge an update. This
+  matters because the public context can encrypt: whoever has seen it can make well-formed
+  ciphertexts of any values, and only the signature says which device made them;
+- refuse a replay: an update signed for another run or round, or as another client, fails.
 It does not:
-- protect against a malicious key holder: a client can sign a poisoned update, values that
-  overflow the message bound, or a ciphertext made under another context (garbage in the sum);
-- protect clients from the server, which holds the integrity key and the public key: it can
-  drop, forge or replay updates and return any ciphertext as "the sum"; clients cannot verify it;
-- stop replay of a signed update from an earlier round (the tag binds no round); an update
-  repeated within one `sum_encrypted` call is rejected as a duplicate;
-- hide anything from other key holders: every client can decrypt every individual update it
-  sees, so per-update confidentiality holds against the server and outsiders only (DP noise,
-  added before encryption, covers the rest).
-Never send a raw CKKS decryption back to the server: exact decryptions of ciphertexts it holds
-reveal the encryption noise, from which the secret key can be recovered (Li & Micciancio 2021).
+- protect against a malicious device: it can sign a poisoned update, values that overflow the
+  message bound, or a ciphertext made under another context (garbage in the sum);
+- protect devices from the server, which holds the public key: it can still drop updates and
+  return any ciphertext as "the sum" (it can encrypt, so it can add its own values); devices
+  cannot verify the sum;
+- hide anything from other devices: every device holds the secret context and can decrypt every
+  individual update it sees, so per-update confidentiality holds against the server and
+  outsiders only (DP noise, added before encryption, covers the rest).
+The ciphertext checks here (`check_updates`, `sum_encrypted`) read no signature: the server's
+strategy (`server/federated/ckks_fedavg.py`) verifies signatures first and sums only what
+passed both. Never send a raw CKKS decryption back to the server: exact decryptions of
+ciphertexts it holds reveal the encryption noise, from which the secret key can be recovered
+(Li & Micciancio 2021).
 """
 
 import hashlib
-import hmac
 import math
-import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import tenseal as ts
 
 from emofl.common.crypto.ckks import CkksError, one_line, slots_of
 
-_TAG_DOMAIN = b"emofl-ckks-update-v1"
-_MIN_KEY_BYTES = 16
 _OVERSIZE_FACTOR = 2
+
+
+@dataclass(frozen=True)
+class UpdateOrigin:
+    """What an update is for: Flower's run id, the global round, the sending client's id."""
+
+    run: int
+    global_round: int
+    client_id: int
+
+
+@dataclass(frozen=True)
+class UpdateSignature:
+    """A device's signature of an update: the origin it claims, the verifier key it signed with
+    (C2SP text; the server checks against its own record of the device's key, never this one
+    alone) and the 64-byte Ed25519 signature."""
+
+    origin: UpdateOrigin
+    signer: str
+    signature: bytes
 
 
 @dataclass
 class EncryptedUpdate:
     """One client's encrypted n_i·w_i: ciphertext chunks, the plain vector length, n_i, the
-    fingerprint of the public context it was encrypted under, and its HMAC tag."""
+    fingerprint of the public context it was encrypted under, and its device's signature (None
+    on the aggregate the server sends back)."""
 
     chunks: list[bytes]
     length: int
     num_examples: int
     fingerprint: str
-    tag: bytes = b""
-
-
-def create_integrity_key() -> bytes:
-    """A fresh 32-byte key for update tags, shared by clients and the server."""
-    return secrets.token_bytes(32)
-
-
-def sign_update(key: bytes, update: EncryptedUpdate) -> EncryptedUpdate:
-    """The update with its tag filled in."""
-    return replace(update, tag=_update_tag(key, update))
+    signature: UpdateSignature | None = None
 
 
 def check_updates(
@@ -72,17 +85,17 @@ def check_updates(
     updates: list[EncryptedUpdate],
     expected_fingerprint: str,
     expected_length: int,
-    integrity_key: bytes,
 ) -> list[str]:
-    """Per update, "" when it may join the sum, else the reason it may not.
+    """Per update, "" when its ciphertexts may join the sum, else the reason they may not.
 
     Each update is checked on its own, in order of cost: fingerprint, length, num_examples, chunk
     count and chunk byte sizes (more than 2x a fresh ciphertext is refused before anything reads
-    it), then the tag, then every chunk must load under the public context as a fresh ciphertext
-    of the expected size and scale; a repeated update is a duplicate. No update makes this raise.
+    it), then every chunk must load under the public context as a fresh ciphertext of the
+    expected size and scale; an update whose chunks repeat an earlier one's is a duplicate. No
+    update makes this raise. Signatures are not checked here (see the module docstring).
     """
     return [reason for reason, _ in _screen(public_context, updates, expected_fingerprint,
-                                            expected_length, integrity_key)]
+                                            expected_length)]
 
 
 def sum_encrypted(
@@ -90,7 +103,6 @@ def sum_encrypted(
     updates: list[EncryptedUpdate],
     expected_fingerprint: str,
     expected_length: int,
-    integrity_key: bytes,
 ) -> tuple[list[bytes], int, list[tuple[int, str]]]:
     """Add the updates `check_updates` accepts, chunk by chunk; say why the others were not.
 
@@ -98,8 +110,7 @@ def sum_encrypted(
     of the accepted updates, [(index, reason)] of the rejected ones); raises CkksError when none
     is acceptable.
     """
-    screened = _screen(public_context, updates, expected_fingerprint, expected_length,
-                       integrity_key)
+    screened = _screen(public_context, updates, expected_fingerprint, expected_length)
     rejected = [(i, reason) for i, (reason, _) in enumerate(screened) if reason]
     accepted = [(updates[i], vectors) for i, (reason, vectors) in enumerate(screened)
                 if not reason]
@@ -114,23 +125,21 @@ def sum_encrypted(
 
 
 def _screen(public_context: ts.Context, updates: list[EncryptedUpdate], fingerprint: str,
-            length: int, integrity_key: bytes) -> list[tuple[str, list[ts.CKKSVector] | None]]:
+            length: int) -> list[tuple[str, list[ts.CKKSVector] | None]]:
     """(reason, None) for each rejected update, ("", its loaded chunks) for each accepted one."""
     if public_context.is_private():
         raise CkksError("the aggregator must hold a public context, not a secret one")
     if length <= 0:
         raise CkksError(f"expected_length must be positive, got {length}")
-    _check_key(integrity_key)
     reference = _Reference(public_context)
     screened: list[tuple[str, list[ts.CKKSVector] | None]] = []
-    seen_tags: dict[bytes, int] = {}
+    seen: dict[bytes, int] = {}
     for index, update in enumerate(updates):
         try:
             _check_envelope(update, fingerprint, length, reference)
-            if not hmac.compare_digest(update.tag, _update_tag(integrity_key, update)):
-                raise _Rejected("bad tag: not signed with the integrity key, or modified since")
-            if update.tag in seen_tags:
-                raise _Rejected(f"duplicate of update {seen_tags[update.tag]}")
+            digest = _chunks_digest(update.chunks)
+            if digest in seen:
+                raise _Rejected(f"duplicate of update {seen[digest]}")
             vectors = [_load_chunk(public_context, chunk, j, length, reference)
                        for j, chunk in enumerate(update.chunks)]
         except _Rejected as reason:
@@ -139,7 +148,7 @@ def _screen(public_context: ts.Context, updates: list[EncryptedUpdate], fingerpr
         except Exception as error:  # anything TenSEAL throws stays this update's problem
             screened.append((f"unusable: {one_line(error)}", None))
             continue
-        seen_tags[update.tag] = index
+        seen[digest] = index
         screened.append(("", vectors))
     return screened
 
@@ -169,8 +178,6 @@ def _check_envelope(update: EncryptedUpdate, fingerprint: str, length: int,
         raise _Rejected(f"length {update.length!r}, expected {length}")
     if not isinstance(update.num_examples, int) or update.num_examples <= 0:
         raise _Rejected(f"num_examples {update.num_examples!r} is not a positive integer")
-    if not isinstance(update.tag, bytes):
-        raise _Rejected("tag is not bytes")
     expected_chunks = math.ceil(length / reference.slots)
     if not isinstance(update.chunks, list) or len(update.chunks) != expected_chunks:
         raise _Rejected(f"{_count(update.chunks)} chunks, expected {expected_chunks}")
@@ -205,21 +212,13 @@ def _load_chunk(context: ts.Context, chunk: bytes, j: int, length: int,
     return vector
 
 
-def _update_tag(key: bytes, update: EncryptedUpdate) -> bytes:
-    """HMAC-SHA256 over the update's fields and chunks, each length-prefixed (unambiguous)."""
-    _check_key(key)
-    mac = hmac.new(key, _TAG_DOMAIN, hashlib.sha256)
-    fields = [update.fingerprint.encode(), str(update.length).encode(),
-              str(update.num_examples).encode(), str(len(update.chunks)).encode()]
-    for data in [*fields, *update.chunks]:
-        mac.update(len(data).to_bytes(8, "big"))
-        mac.update(data)
-    return mac.digest()
-
-
-def _check_key(key: bytes) -> None:
-    if not isinstance(key, bytes) or len(key) < _MIN_KEY_BYTES:
-        raise CkksError(f"the integrity key must be at least {_MIN_KEY_BYTES} bytes")
+def _chunks_digest(chunks: list[bytes]) -> bytes:
+    """SHA-256 over the chunks, each length-prefixed: equal only for the same ciphertexts."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(len(chunk).to_bytes(8, "big"))
+        digest.update(chunk)
+    return digest.digest()
 
 
 def _count(chunks: object) -> str:

@@ -1,11 +1,11 @@
 """Where a run's CKKS keys live on disk, and `emofl keys init`.
 
-A key directory holds three files:
+A key directory holds two files:
 - `secret_context.bin`: the CKKS context with its secret key, for clients only (mode 0600);
-- `public_context.bin`: the same context without the secret key, for the server;
-- `integrity.key`: the HMAC key that tags updates, for clients and the server.
+- `public_context.bin`: the same context without the secret key, for the server.
 Clients and the server each read their part through `client/federated/keys.py` and
-`server/federated/keys.py`.
+`server/federated/keys.py`. Nothing here authenticates an update: each device signs its own
+with its Ed25519 device key (`update_signature.py`), so no key is shared with the server.
 """
 
 from pathlib import Path
@@ -17,13 +17,11 @@ from emofl.common.crypto.ckks import (
     create_secret_context,
     public_context_bytes,
 )
-from emofl.common.crypto.encrypted_update import create_integrity_key
 from emofl.common.errors import UserError
 from emofl.common.storage import atomic_io
 
 SECRET_CONTEXT = "secret_context.bin"
 PUBLIC_CONTEXT = "public_context.bin"
-INTEGRITY_KEY = "integrity.key"
 
 
 class KeyFileError(UserError):
@@ -36,7 +34,7 @@ def init_keys(out_dir: str | Path, params: CkksParams = DEFAULT_PARAMS) -> dict:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise KeyFileError(f"{out} is a file; --out names the key folder to create")
-    existing = [name for name in (SECRET_CONTEXT, PUBLIC_CONTEXT, INTEGRITY_KEY)
+    existing = [name for name in (SECRET_CONTEXT, PUBLIC_CONTEXT)
                 if (out / name).exists()]
     if existing:
         raise KeyFileError(f"{out} already holds keys ({', '.join(existing)}); "
@@ -44,8 +42,7 @@ def init_keys(out_dir: str | Path, params: CkksParams = DEFAULT_PARAMS) -> dict:
     atomic_io.make_dir(out)  # a file in the way is reported before the keys are made
     secret = create_secret_context(params)
     public = public_context_bytes(secret)
-    files = {SECRET_CONTEXT: (secret, True), PUBLIC_CONTEXT: (public, False),
-             INTEGRITY_KEY: (create_integrity_key(), True)}
+    files = {SECRET_CONTEXT: (secret, True), PUBLIC_CONTEXT: (public, False)}
     try:
         for name, (data, private) in files.items():
             atomic_io.write_bytes(out / name, data, private=private)
@@ -59,8 +56,7 @@ def init_keys(out_dir: str | Path, params: CkksParams = DEFAULT_PARAMS) -> dict:
                    "coeff_mod_bit_sizes": list(params.coeff_mod_bit_sizes),
                    "global_scale_bits": params.global_scale_bits, "security": "128-bit"},
         "public_fingerprint": context_fingerprint(public),
-        "files": {"clients": [SECRET_CONTEXT, INTEGRITY_KEY],
-                  "server": [PUBLIC_CONTEXT, INTEGRITY_KEY]},
+        "files": {"clients": [SECRET_CONTEXT], "server": [PUBLIC_CONTEXT]},
     }
 
 

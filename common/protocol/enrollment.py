@@ -6,7 +6,7 @@
   secrets; the signing key (Ed25519) signs what the device sends.
 - `EnrollmentBundle` (operator → device): the CA certificate, the SuperLink's Fleet address, the
   node id Flower assigned, the client id the device reports and signs its ledger under, the
-  budget it consented to, and the CKKS keys sealed to the device's sealing key
+  budget it consented to, and the CKKS secret context sealed to the device's sealing key
   (`common/crypto/sealing.py`), bound to server id and node id.
 
 Both parse strictly: a missing or extra field, a malformed key or a wrong format tag is an
@@ -25,13 +25,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+from emofl.common.crypto.key_files import SECRET_CONTEXT
 from emofl.common.errors import UserError
 
 REQUEST_FORMAT = "emofl-enrollment-request/1"
 BUNDLE_FORMAT = "emofl-enrollment-bundle/1"
 SHARED_DATA = "differentially private model updates only; no faces, features or labels"
-SEALED_FILES = ("secret_context.bin", "integrity.key")
-"""The CKKS key files a bundle may carry sealed (names as in `common/crypto/key_files.py`)."""
+SEALED_FILES = (SECRET_CONTEXT,)
+"""The CKKS key files a bundle may carry sealed: the secret context only. No key is shared for
+update integrity: a device signs its updates with its own Ed25519 key."""
 
 
 class EnrollmentError(UserError):

@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from emofl.common.edge.files import RUNTIMES
 from emofl.common.errors import SettingsError, UserError
 
 
@@ -27,6 +28,9 @@ def add(commands: argparse._SubParsersAction) -> None:
                    help="run the head on an encrypted-head service (needs --server)")
     p.add_argument("--server", default=None, help="HOST:PORT of `emofl serve-head`")
     p.add_argument("--tls-ca", default=None, help="PEM certificate to trust for the server")
+    p.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0],
+                   help="ONNX Runtime with the fp32 or int8 graph, or torch (default: "
+                   f"{RUNTIMES[0]}); a --model FILE is exported once on first use")
     p.set_defaults(handler=_classify, printer=lambda summary: None)
 
 
@@ -58,29 +62,37 @@ def _serve_head(args: argparse.Namespace) -> dict:
 def _classify(args: argparse.Namespace) -> dict:
     if args.encrypted != bool(args.server):
         raise SettingsError("--encrypted and --server HOST:PORT go together")
+    if args.encrypted and args.runtime == "onnx-int8":
+        raise SettingsError("--encrypted sends fp32 backbone features: use --runtime onnx or "
+                            "torch, not onnx-int8")
     from contextlib import ExitStack
 
     from emofl.client.inference.encrypted_head_client import EncryptedHeadClient
-    from emofl.client.inference.image_classification import ImageProblem, classify_files, local_head
-    from emofl.common.model.frame_store import backbone_sha256, load_model
+    from emofl.client.inference.frame_runtime import load_frame_model
+    from emofl.client.inference.image_classification import ImageProblem, classify_files
 
-    model, _ = load_model(args.model)
+    model = load_frame_model(args.runtime, args.model, _note)
     with ExitStack() as stack:
         if args.encrypted:
             remote = stack.enter_context(
-                EncryptedHeadClient(args.server, backbone_sha256(model), args.tls_ca))
-            head = remote.logits
+                EncryptedHeadClient(args.server, model.backbone_sha256, args.tls_ca))
+
+            def logits_of(faces):  # the backbone here, the head on the service
+                return remote.logits(model.features(faces))
         else:
-            head = local_head(model)
+            logits_of = model.logits
         failed = faces = 0
-        for item in classify_files(args.images, model, head, args.detect):
+        for item in classify_files(args.images, logits_of, args.detect):
             if isinstance(item, ImageProblem):
                 failed += item.fatal
-                print(f"emofl classify: {'error: ' if item.fatal else ''}{item.reason}",
-                      file=sys.stderr, flush=True)
+                _note(f"{'error: ' if item.fatal else ''}{item.reason}")
             else:
                 faces += 1
                 print(json.dumps(item), flush=True)
     if failed:
         raise UserError(f"{failed} of {len(args.images)} images could not be classified")
     return {"faces": faces}
+
+
+def _note(line: str) -> None:
+    print(f"emofl classify: {line}", file=sys.stderr, flush=True)

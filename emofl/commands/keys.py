@@ -6,8 +6,8 @@ import argparse
 def add(commands: argparse._SubParsersAction) -> None:
     keys = commands.add_parser("keys", help="CKKS keys for secure aggregation")
     actions = keys.add_subparsers(dest="action", required=True)
-    init = actions.add_parser("init", help="create a secret context (clients), a public "
-                              "context (server) and an integrity key, at 128-bit security")
+    init = actions.add_parser("init", help="create a secret context (clients) and a public "
+                              "context (server), at 128-bit security")
     init.add_argument("--out", required=True, help="key directory to create")
     init.set_defaults(handler=_keys_init)
 

@@ -3,10 +3,10 @@
 Enrollment checks the request (public keys only, a consent), registers the node key with the
 running SuperLink (Flower assigns the node id), records the device and its consent in the
 registry, and writes the device's bundle. With `--keys KEYDIR` (from `emofl keys init`, on a
-machine of the operator's choosing) the CKKS secret context and integrity key are read from
-KEYDIR, sealed to the device's X25519 key (bound to this server and node) and written into the
-bundle only; the server folder receives the public context and nothing secret beyond the
-integrity key the server checks update tags with.
+machine of the operator's choosing) the CKKS secret context is read from KEYDIR, sealed to the
+device's X25519 key (bound to this server and node) and written into the bundle only; the
+server folder receives the public context and nothing secret. The server verifies each
+device's updates with the signing public key recorded here, so no key is shared with it.
 
 Revocation unregisters the node from the SuperLink (a running node exits within seconds and the
 same key cannot join again) and marks it revoked in the registry.
@@ -17,12 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from emofl.common.crypto.ckks import context_fingerprint
-from emofl.common.crypto.key_files import (
-    INTEGRITY_KEY,
-    PUBLIC_CONTEXT,
-    SECRET_CONTEXT,
-    read_key_file,
-)
+from emofl.common.crypto.key_files import PUBLIC_CONTEXT, SECRET_CONTEXT, read_key_file
 from emofl.common.crypto.sealing import seal
 from emofl.common.protocol.enrollment import (
     BUNDLE_FORMAT,
@@ -44,13 +39,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _ckks_keys(folder: ServerFolder, key_dir: str | Path) -> tuple[bytes, bytes, str]:
-    """(secret context, integrity key, public fingerprint) from the operator's KEYDIR, after
-    checking that its public context is the one this server already holds, or keeping it. The
-    secret context stays opaque bytes here: it is only sealed, never loaded; the device checks
-    that it matches the fingerprint."""
+def _ckks_keys(folder: ServerFolder, key_dir: str | Path) -> tuple[bytes, str]:
+    """(secret context, public fingerprint) from the operator's KEYDIR, after checking that its
+    public context is the one this server already holds, or keeping it. The secret context
+    stays opaque bytes here: it is only sealed, never loaded; the device checks that it matches
+    the fingerprint."""
     secret = read_key_file(key_dir, SECRET_CONTEXT)
-    integrity = read_key_file(key_dir, INTEGRITY_KEY)
     public = read_key_file(key_dir, PUBLIC_CONTEXT)
     fingerprint = context_fingerprint(public)
     held = folder.keys / PUBLIC_CONTEXT
@@ -58,12 +52,9 @@ def _ckks_keys(folder: ServerFolder, key_dir: str | Path) -> tuple[bytes, bytes,
         if context_fingerprint(held.read_bytes()) != fingerprint:
             raise EnrollmentError(f"{key_dir} holds other CKKS keys than the public context in "
                                   f"{held}; every device of a federation shares one context")
-        if (folder.keys / INTEGRITY_KEY).read_bytes() != integrity:
-            raise EnrollmentError(f"{key_dir}'s integrity key differs from the server's")
     else:
         atomic_io.write_bytes(held, public)
-        atomic_io.write_bytes(folder.keys / INTEGRITY_KEY, integrity, private=True)
-    return secret, integrity, fingerprint
+    return secret, fingerprint
 
 
 def enroll(folder: ServerFolder, request_path: str | Path, out: str | Path,
@@ -98,10 +89,9 @@ def enroll(folder: ServerFolder, request_path: str | Path, out: str | Path,
         signing_public_key=request.signing_public_key,
         consent=json.dumps(request.consent), enrolled_at=_now()))
     if ckks:
-        secret, integrity, fingerprint = ckks
-        for name, data in ((SECRET_CONTEXT, secret), (INTEGRITY_KEY, integrity)):
-            sealed[name] = b64(seal(data, recipient, sealing_context(folder.server_id, node_id,
-                                                                     name)))
+        secret, fingerprint = ckks
+        sealed[SECRET_CONTEXT] = b64(seal(secret, recipient, sealing_context(
+            folder.server_id, node_id, SECRET_CONTEXT)))
     consent = request.consent_record
     bundle = EnrollmentBundle(
         format=BUNDLE_FORMAT, server_id=folder.server_id, superlink=endpoint["fleet_address"],

@@ -6,7 +6,7 @@ DIR/tls/               ca.pem, ca.key (0600), server.pem, server.key (0600)
 DIR/flwr/              FLWR_HOME for every Flower CLI call (config.toml), never ~/.flwr
 DIR/registry.sqlite    the enrollment registry (server/deployment/registry.py)
 DIR/superlink.db       the SuperLink's own state (`--database`): node keys and ids
-DIR/keys/              the CKKS public context and integrity key, once the operator gives them
+DIR/keys/              the CKKS public context, once the operator gives it
 DIR/proxy/, DIR/logs/  the Fleet proxy's configuration and every process's log
 DIR/run/               metrics, checkpoints and the model card of `emofl run`
 ```

@@ -1,7 +1,9 @@
-"""The keys the server holds in CKKS mode: the public context and the integrity key. Never more.
+"""The CKKS key the server holds: the public context. Never more.
 
 `load_server_keys` reads only the public context file and refuses a context that carries a
-secret key, so no code path of the server can decrypt an update or the aggregate.
+secret key, so no code path of the server can decrypt an update or the aggregate. The server
+verifies updates with the devices' public signing keys (`tree_heads.TreeHeadBook.device_key`)
+and holds no private key of any device, so it cannot sign an update in a device's name.
 """
 
 from dataclasses import dataclass
@@ -10,16 +12,15 @@ from pathlib import Path
 import tenseal as ts
 
 from emofl.common.crypto.ckks import context_fingerprint, load_context
-from emofl.common.crypto.key_files import INTEGRITY_KEY, PUBLIC_CONTEXT, read_key_file
+from emofl.common.crypto.key_files import PUBLIC_CONTEXT, read_key_file
 
 
 @dataclass(frozen=True)
 class ServerKeys:
-    """The public CKKS context, its fingerprint, and the integrity key for update tags."""
+    """The public CKKS context and its fingerprint."""
 
     public_context: ts.Context
     fingerprint: str
-    integrity_key: bytes
 
 
 def load_server_keys(key_dir: str | Path) -> ServerKeys:
@@ -28,5 +29,4 @@ def load_server_keys(key_dir: str | Path) -> ServerKeys:
     return ServerKeys(
         public_context=load_context(public, require_secret=False),
         fingerprint=context_fingerprint(public),
-        integrity_key=read_key_file(key_dir, INTEGRITY_KEY),
     )

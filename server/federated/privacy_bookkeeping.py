@@ -5,8 +5,9 @@ strategy and delegates the rest: the wrapped strategy (FedAvg, or `CkksFedAvg` u
 aggregation) aggregates; this wrapper parses each train reply into a `TrainReply`, records the
 device's report, checks and stores its signed tree head when a `TreeHeadBook` is given (DP
 runs: a device whose head or ledger fails is left out), keeps the events of its verified
-ledger, screens the updates of the devices that trained when a screen is given (CKKS:
-fingerprint, tag, ciphertext checks), passes only the accepted ones to the wrapped strategy,
+ledger, screens the updates of the devices that trained when a screen is given (CKKS: the
+device's signature for this run, round and client, then fingerprint and ciphertext checks),
+passes only the accepted ones to the wrapped strategy,
 and hands the round's reports to an observer (the run's recorder) as a value.
 """
 
@@ -23,6 +24,8 @@ from emofl.common.privacy.ledger import PrivacyLedger
 from emofl.common.privacy.signed_ledger import ledger_of, parse_export
 from emofl.common.protocol.messages import GLOBAL_ROUND, ReplyError, TrainReply
 from emofl.server.federated.tree_heads import TreeHeadBook
+
+Screen = Callable[[int, list[int], list[Message]], list[str]]
 
 
 @dataclass
@@ -118,9 +121,10 @@ class PrivacyBookkeeping(Strategy):
         Called after each round's aggregation with that round's reports.
     on_evaluate : Callable[[int, MetricRecord | None], None]
         Called with the global round and the devices' aggregated evaluation, if any.
-    screen : Callable[[list[Message]], list[str]] | None
-        Checks the trained devices' updates before aggregation; returns, per reply, the
-        reason to reject it ("" to accept).
+    screen : Screen | None
+        Checks the trained devices' updates before aggregation, given the global round, the
+        client id each reply came from and the replies; returns, per reply, the reason to
+        reject it ("" to accept).
     tree_heads : TreeHeadBook | None
         Under DP, where every device's signed tree head is checked and stored.
     """
@@ -128,7 +132,7 @@ class PrivacyBookkeeping(Strategy):
     def __init__(self, strategy: Strategy, *, round_offset: int,
                  on_round: Callable[[RoundReports], None],
                  on_evaluate: Callable[[int, MetricRecord | None], None],
-                 screen: Callable[[list[Message]], list[str]] | None = None,
+                 screen: Screen | None = None,
                  tree_heads: TreeHeadBook | None = None) -> None:
         super().__init__()
         self.strategy = strategy
@@ -156,7 +160,7 @@ class PrivacyBookkeeping(Strategy):
         reports, trained = parse_replies(replies, self.round_offset + server_round,
                                          self.tree_heads)
         if self.screen is not None and trained:
-            trained = self._screened(trained)
+            trained = self._screened(self.round_offset + server_round, trained)
         result: tuple[ArrayRecord | None, MetricRecord | None] = (None, None)
         if trained:
             result = self.strategy.aggregate_train(server_round, [reply for _, reply in trained])
@@ -166,12 +170,15 @@ class PrivacyBookkeeping(Strategy):
         self.on_round(reports)
         return result
 
-    def _screened(self, trained: list[tuple[dict, Message]]) -> list[tuple[dict, Message]]:
-        reasons = self.screen([reply for _, reply in trained])
+    def _screened(self, global_round: int, trained: list[tuple[dict, Message]]
+                  ) -> list[tuple[dict, Message]]:
+        reasons = self.screen(global_round, [report["id"] for report, _ in trained],
+                              [reply for _, reply in trained])
         for (report, _), reason in zip(trained, reasons, strict=True):
             if reason:
                 report["rejected"] = reason
-                log(WARNING, "rejected the update of client %d: %s", report["id"], reason)
+                log(WARNING, "rejected the update of client %d in round %d: %s", report["id"],
+                    global_round, reason)
         return [pair for pair, reason in zip(trained, reasons, strict=True) if not reason]
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]

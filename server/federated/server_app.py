@@ -1,11 +1,12 @@
 """The coordinator of a federated run, as a Flower ServerApp (message API).
 
-It runs FedAvg (or `CkksFedAvg` with secure aggregation) wrapped in `PrivacyBookkeeping` for
-the planned rounds. After each round `RoundRecorder` records the global model's held-out
-accuracy — evaluated here in plain mode, by one device in CKKS mode, where the server cannot
-read the model — writes metrics.json and an atomic checkpoint (global model or its
-ciphertexts, round, every device's privacy state, metrics). In plain mode the final model the
-strategy returns is then released with its card. With `resume` it continues from the run
+It runs FedAvg (or `CkksFedAvg` with secure aggregation, which sums only updates signed by
+their devices for this run and round) wrapped in `PrivacyBookkeeping` for the planned rounds.
+After each round `RoundRecorder` records the global model's held-out accuracy — evaluated here
+in plain mode, by one device in CKKS mode, where the server cannot read the model — writes
+metrics.json and an atomic checkpoint (global model or its ciphertexts, round, every device's
+privacy state, metrics). In plain mode the final model the strategy returns is then released
+with its card. With `resume` it continues from the run
 directory's checkpoint.
 """
 
@@ -41,28 +42,40 @@ def initial_model(settings: RunSettings) -> EmotionNet:
     return build_model({"width": settings.model_width})
 
 
+def open_key_book(settings: RunSettings) -> TreeHeadBook | None:
+    """Where the devices' keys are looked up (and their tree heads kept), when the run checks
+    signatures: under DP (ledgers) and in CKKS mode (updates). Enrolled keys come from the
+    registry in a deployment; in simulation a device's first key is pinned."""
+    if not (settings.dp or settings.encrypted):
+        return None
+    enrolled = EnrolledKeys(settings.registry) if settings.registry else None
+    return TreeHeadBook(make_dir(settings.out), enrolled)
+
+
 def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
-                  recorder: RoundRecorder) -> PrivacyBookkeeping:
-    """FedAvg over all devices (on ciphertexts in CKKS mode) with privacy bookkeeping; under
-    DP every device's tree head is checked and kept in the run folder's `TreeHeadBook`."""
+                  recorder: RoundRecorder, *, run_id: int,
+                  key_book: TreeHeadBook | None) -> PrivacyBookkeeping:
+    """FedAvg over all devices (on ciphertexts in CKKS mode, each update verified against its
+    device's key in `key_book`, signed for `run_id`) with privacy bookkeeping; under DP every
+    device's tree head is checked and kept in `key_book`."""
     sampling = dict(fraction_train=1.0, min_train_nodes=settings.num_clients,
                     min_available_nodes=settings.num_clients)
     screen = None
     if settings.encrypted:
+        if key_book is None:
+            raise ValueError("a CKKS run verifies updates against a key book")
         length = len(flatten_state(model.state_dict())[0])
-        aggregator = CkksFedAvg(keys=load_server_keys(settings.key_dir),
-                                expected_length=length, **sampling)
+        aggregator = CkksFedAvg(keys=load_server_keys(settings.key_dir), expected_length=length,
+                                run_id=run_id, device_key=key_book.device_key, **sampling)
         screen = aggregator.screen_updates
     else:
         aggregator = FedAvgM(fraction_evaluate=0.0,
                              server_learning_rate=settings.server_learning_rate,
                              server_momentum=settings.server_momentum, **sampling)
-    enrolled = EnrolledKeys(settings.registry) if settings.registry else None
-    tree_heads = TreeHeadBook(make_dir(settings.out), enrolled) if settings.dp else None
     return PrivacyBookkeeping(aggregator, round_offset=round_offset,
                               on_round=recorder.round_trained,
                               on_evaluate=recorder.round_evaluated, screen=screen,
-                              tree_heads=tree_heads)
+                              tree_heads=key_book if settings.dp else None)
 
 
 def run_federation(grid: Grid, settings: RunSettings,
@@ -77,10 +90,12 @@ def run_federation(grid: Grid, settings: RunSettings,
         # it: a run that fails then (a full disk) is resumed with its ledgers, never restarted.
         save_checkpoint(settings.out, history)
     recorder = RoundRecorder(settings, model, history, on_round)
-    strategy = make_strategy(settings, model, history.round, recorder)
+    key_book = open_key_book(settings)
     config = architecture_config(architecture_of(model))
     start = ArrayRecord(history.model_state)
     try:
+        strategy = make_strategy(settings, model, history.round, recorder,
+                                 run_id=grid.run.run_id, key_book=key_book)
         result = strategy.start(grid=grid, initial_arrays=start,
                                 num_rounds=max(0, settings.rounds - history.round),
                                 train_config=config, evaluate_config=ConfigRecord(dict(config)),
@@ -89,8 +104,8 @@ def run_federation(grid: Grid, settings: RunSettings,
         log(ERROR, "the run stops: %s; its model is not released", failure)
         return
     finally:
-        if strategy.tree_heads is not None:
-            strategy.tree_heads.close()
+        if key_book is not None:
+            key_book.close()
     if settings.encrypted:
         return  # only a key holder can turn the encrypted aggregate into a model file
     final = result.arrays if len(result.arrays) else start

@@ -4,7 +4,7 @@ Usage: python -m emofl.simulations.benchmarks.ckks_params [--clients 50] [--repe
 For each candidate: bytes per ciphertext and expansion against float32 (bytes per slot / 4),
 median encrypt / decrypt / add ms per ciphertext, context sizes, and two error figures from
 one ciphertext's worth of slots per client, encrypted, summed and decrypted with
-`emofl.common.crypto.ckks` (tags and checks included):
+`emofl.common.crypto.ckks` (signatures and checks included):
 - `random`: updates n_i·w_i with n_i in [1000, 5000] and w_i uniform in [-10, 10];
 - `worst`: every client sends 5e4 (n_i = 5000, w = 10) in every slot, a sum of 2.5e6.
 `sum_error` is the max abs error of the encrypted sum; divided by Σn ≥ 1000 it must stay
@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import tenseal as ts
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from emofl.common.crypto.ckks import (
     DEFAULT_PARAMS,
@@ -32,10 +33,11 @@ from emofl.common.crypto.ckks import (
 )
 from emofl.common.crypto.encrypted_update import (
     EncryptedUpdate,
-    create_integrity_key,
-    sign_update,
+    UpdateOrigin,
     sum_encrypted,
 )
+from emofl.common.crypto.update_signature import sign_update
+from emofl.common.privacy.signing import Ed25519Signer
 from emofl.common.storage.atomic_io import write_json
 
 CANDIDATES = [
@@ -66,18 +68,17 @@ class _Setup:
         self.secret = load_context(secret_bytes, require_secret=True)
         self.public = load_context(self.public_bytes, require_secret=False)
         self.fingerprint = context_fingerprint(self.public_bytes)
-        self.key = create_integrity_key()
+        self.signer = Ed25519Signer("benchmark", Ed25519PrivateKey.generate())
 
     def update(self, vector: np.ndarray, num_examples: int) -> EncryptedUpdate:
         chunks = encrypt_vector(self.secret, vector)
-        return sign_update(self.key, EncryptedUpdate(chunks, len(vector), num_examples,
-                                                     self.fingerprint))
+        return sign_update(EncryptedUpdate(chunks, len(vector), num_examples, self.fingerprint),
+                           UpdateOrigin(0, 1, 0), self.signer)
 
     def sum_error(self, vectors: np.ndarray, counts: np.ndarray) -> float:
         updates = [self.update(v, int(n)) for v, n in zip(vectors, counts, strict=True)]
         length = vectors.shape[1]
-        chunks, total, rejected = sum_encrypted(self.public, updates, self.fingerprint, length,
-                                                self.key)
+        chunks, total, rejected = sum_encrypted(self.public, updates, self.fingerprint, length)
         assert not rejected and total == counts.sum(), rejected
         return float(np.abs(decrypt_vector(self.secret, chunks, length) - vectors.sum(0)).max())
 
@@ -135,12 +136,10 @@ def model_update_cost(params: CkksParams, clients: int, rng: np.random.Generator
     started = time.perf_counter()
     update = setup.update(vector, 5000)
     encrypt_s = time.perf_counter() - started
-    # copies of one update under distinct tags: the server's checks and additions cost the same
-    updates = [sign_update(setup.key, EncryptedUpdate(update.chunks, MODEL_VALUES, 5000 + i,
-                                                      setup.fingerprint))
-               for i in range(clients)]
+    # fresh encryptions of one vector: repeated ciphertexts would be refused as duplicates
+    updates = [update, *(setup.update(vector, 5000) for _ in range(clients - 1))]
     started = time.perf_counter()
-    chunks, _, _ = sum_encrypted(setup.public, updates, setup.fingerprint, MODEL_VALUES, setup.key)
+    chunks, _, _ = sum_encrypted(setup.public, updates, setup.fingerprint, MODEL_VALUES)
     sum_s = time.perf_counter() - started
     started = time.perf_counter()
     decrypt_vector(setup.secret, chunks, MODEL_VALUES)

@@ -18,13 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from emofl.client.federated.keys import load_client_keys
 from emofl.client.federated.update_encryption import encrypt_update, global_state
 from emofl.common.crypto.ckks import flatten_state
-from emofl.common.crypto.encrypted_update import EncryptedUpdate, sum_encrypted
+from emofl.common.crypto.encrypted_update import EncryptedUpdate, UpdateOrigin, sum_encrypted
 from emofl.common.crypto.key_files import init_keys
 from emofl.common.model.frame_store import load_model
+from emofl.common.privacy.signed_ledger import ledger_origin
+from emofl.common.privacy.signing import Ed25519Signer
 from emofl.common.protocol.ckks_records import from_arrays, record_bytes, to_arrays
 from emofl.server.federated.keys import load_server_keys
 
@@ -42,14 +45,17 @@ def micro(model_file: str | None, clients: int, repeats: int, key_dir: Path) -> 
         init_keys(key_dir)
     client, server = load_client_keys(key_dir), load_server_keys(key_dir)
     sizes = [1000 + 400 * i for i in range(clients)]
+    signers = [Ed25519Signer(ledger_origin(i), Ed25519PrivateKey.generate())
+               for i in range(clients)]
     encrypt_s, sum_s, decrypt_s, errors = [], [], [], []
     for _ in range(repeats):
-        timed = [_timed(lambda n=n: encrypt_update(state, n, client)) for n in sizes]
+        timed = [_timed(lambda i=i, n=n: encrypt_update(
+            state, n, client, signer=signers[i], origin=UpdateOrigin(0, 1, i)))
+            for i, n in enumerate(sizes)]
         encrypt_s += [seconds for _, seconds in timed]
         updates = [from_arrays(record) for record, _ in timed]
         (chunks, total, rejected), seconds = _timed(lambda updates=updates: sum_encrypted(
-            server.public_context, updates, server.fingerprint, len(vector),
-            server.integrity_key))
+            server.public_context, updates, server.fingerprint, len(vector)))
         assert not rejected and total == sum(sizes)
         sum_s.append(seconds)
         aggregate = to_arrays(EncryptedUpdate(chunks=chunks, length=len(vector),
