@@ -9,6 +9,15 @@ import os
 import signal
 from pathlib import Path
 
+_STATE, _PARENT, _START_TIME = 0, 1, 19
+"""Positions in /proc/PID/stat after the command name (proc(5): fields 3, 4 and 22)."""
+
+
+def _stat_fields(pid: int | str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name, which may itself hold spaces and
+    parentheses; OSError when the process has ended."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
 
 def processes() -> dict[int, tuple[int, str]]:
     """Every process on this machine as pid: (parent's pid, start time), where the start time
@@ -16,10 +25,10 @@ def processes() -> dict[int, tuple[int, str]]:
     found = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            fields = _stat_fields(entry.name)
         except OSError:  # it ended while we looked
             continue
-        found[int(entry.name)] = (int(fields[1]), fields[19])
+        found[int(entry.name)] = (int(fields[_PARENT]), fields[_START_TIME])
     return found
 
 
@@ -39,15 +48,15 @@ def descendants(table: dict[int, tuple[int, str]], root: int | None = None) -> d
 def is_running(pid: int, start_time: str) -> bool:
     """Whether the process `pid` that started at `start_time` still runs (a zombie does not)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = _stat_fields(pid)
     except OSError:
         return False
-    return fields[19] == start_time and fields[0] != "Z"
+    return fields[_START_TIME] == start_time and fields[_STATE] != "Z"
 
 
 def start_time_of(pid: int) -> str:
     """The start time of the running process `pid`, as processes() gives it."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    return _stat_fields(pid)[_START_TIME]
 
 
 def kill_those_still_running(started: dict[int, str]) -> None:
