@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+from emofl.client.inference.frame_runtime import export_for
 
 
 def run_emofl(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -25,3 +28,10 @@ def main_in_process(capsys, *args: str) -> tuple[int, list[str]]:
 
     code = main(list(args))
     return code, capsys.readouterr().err.strip().splitlines()
+
+
+def exported(model_path: str) -> str:
+    """`model_path`, with its ONNX export made now (as `emofl classify` would on first use), so
+    that a command's stderr holds only what the test is about."""
+    export_for(Path(model_path), lambda note: None)
+    return model_path

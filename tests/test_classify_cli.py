@@ -9,7 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from cli_helpers import assert_one_line_error, run_emofl
+from cli_helpers import assert_one_line_error, exported, run_emofl
 
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import save_model
@@ -19,7 +19,7 @@ from emofl.common.model.frame_store import save_model
 def model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("classify") / "model.pt"
     save_model(EmotionNet(width=4), path, {"note": "classify test model"})
-    return str(path)
+    return exported(str(path))
 
 
 @pytest.fixture()

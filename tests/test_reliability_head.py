@@ -8,7 +8,7 @@ import socket
 
 import pytest
 import torch
-from cli_helpers import assert_one_line_error, run_emofl
+from cli_helpers import assert_one_line_error, exported, run_emofl
 from test_encrypted_head import self_signed_certificate
 
 from emofl.common.errors import SettingsError, UserError
@@ -29,7 +29,7 @@ def model_file(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("head") / "model.pt"
     save_model(EmotionNet(width=4), path, {"note": "reliability test model"})
-    return str(path)
+    return exported(str(path))
 
 
 def free_port() -> int:

@@ -37,8 +37,13 @@ def _round(key_dir, state, global_round, records, caplog):
     strategy.aggregate_train(1, [_reply(c, signed_update(key_dir, state, 50, c))
                                  for c in (0, 1)])  # pins clients 0 and 1's keys
     strategy.round_offset = global_round - 1
-    with caplog.at_level(logging.WARNING):
-        aggregate, _ = strategy.aggregate_train(1, [_reply(c, r) for c, r in records])
+    flower_logger = logging.getLogger("flwr")  # Flower may have turned its propagation off
+    flower_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="flwr"):
+            aggregate, _ = strategy.aggregate_train(1, [_reply(c, r) for c, r in records])
+    finally:
+        flower_logger.removeHandler(caplog.handler)
     return aggregate, [c["rejected"] for c in reports[-1].clients]
 
 

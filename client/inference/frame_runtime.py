@@ -1,15 +1,17 @@
 """The frame model a command runs, on the runtime the user chose (`RUNTIMES`): ONNX Runtime by
 default, torch on request.
 
-ONNX files are found by the torch weights they were exported from (the export card records
-their sha256): the shipped ones in the package's weights folder for the shipped model, and for
-any other model file an export made once, on first use, into a cache folder named by that
-file's sha256. A retrained or replaced model file therefore never runs with stale ONNX files,
-and a `--model FILE` works on ONNX Runtime without a separate step; the one-off export (a few
-seconds, torch imported) is announced in one line. Torch is imported only on that first use
-or with `--runtime torch`.
+ONNX files are found by the torch model they were exported from (the export card records the
+sha256 of its weights and of its card): the shipped ones in the package's weights folder for
+the shipped model, and for any other model file an export made once, on first use, into a
+cache folder named by those checksums. A retrained or replaced model file, or an edited card,
+therefore never runs with stale ONNX files, and a `--model FILE` works on ONNX Runtime without
+a separate step; the one-off export (a few seconds, torch imported) is announced in one line.
+Torch is imported only on that first use or with `--runtime torch`.
 """
 
+import hashlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +25,7 @@ from emofl.common.edge.files import (
     SHIPPED_DIR,
     EdgeModelError,
     read_export_card,
-    sha256_of,
+    source_entry,
     source_matches,
     verified_file,
 )
@@ -62,16 +64,17 @@ def export_for(model_path: Path, notify: Callable[[str], None]) -> tuple[Path, d
     or (announced through `notify`) one made now into the cache."""
     if model_path == SHIPPED_FRAME_MODEL and (card := _matching(SHIPPED_DIR, model_path)):
         return SHIPPED_DIR, card
-    folder = cache_root() / sha256_of(model_path)[:32]
+    source = source_entry(model_path)
+    folder = cache_root() / hashlib.sha256(json.dumps(source).encode()).hexdigest()[:32]
     if card := _matching(folder, model_path):
         return folder, card
     why = ("the shipped ONNX files are missing or were made from other weights"
            if model_path == SHIPPED_FRAME_MODEL else f"no ONNX export of {model_path} yet")
-    notify(f"{why}; exporting it once to {folder}")
     from emofl.common.edge.export_run import ExportSettings, export_models
 
     try:
-        export_models(ExportSettings(out=folder, model=str(model_path)))
+        export_models(ExportSettings(out=folder, model=str(model_path)),
+                      on_start=lambda: notify(f"{why}; exporting it once to {folder}"))
     except OSError:  # another process may have just put the same export there
         if not _matching(folder, model_path):
             raise

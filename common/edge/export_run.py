@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 import shutil
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from emofl.common.edge.files import (
     TEMPORAL_FP32,
     EdgeModelError,
     file_entry,
-    sha256_of,
+    source_entry,
 )
 from emofl.common.edge.onnx_export import export_frame_model, export_temporal_model
 from emofl.common.edge.quantization import quantize_frame_model
@@ -62,8 +63,9 @@ def _quiet_quantizer():
         logging.disable(logging.NOTSET)
 
 
-def export_models(settings: ExportSettings) -> dict:
-    """Write the export to `settings.out` (which must not be a non-empty folder); its card."""
+def export_models(settings: ExportSettings, on_start: Callable[[], None] = lambda: None) -> dict:
+    """Write the export to `settings.out` (which must not be a non-empty folder); its card.
+    `on_start` is called once the models have loaded, before the export's slow part."""
     check_out_folder(settings.out)
     model_path = Path(settings.model) if settings.model else SHIPPED_MODEL
     temporal_path = (Path(settings.temporal_model) if settings.temporal_model
@@ -71,6 +73,7 @@ def export_models(settings: ExportSettings) -> dict:
     model, model_card = load_model(model_path)
     temporal, _ = load_temporal_model(temporal_path)
     faces, calibration = calibration_faces(model_card, settings.calibration_data)
+    on_start()
     settings.out.parent.mkdir(parents=True, exist_ok=True)
     work = settings.out.parent / f".{settings.out.name}.partial-{secrets.token_hex(4)}"
     work.mkdir()  # not mkdtemp: the folder gets the user's usual permissions
@@ -90,12 +93,12 @@ def export_models(settings: ExportSettings) -> dict:
         card = {
             "name": "emofl ONNX export",
             "source": {"frame_model": {"path": settings.model or "shipped",
-                                       "sha256": sha256_of(model_path),
+                                       **source_entry(model_path),
                                        "architecture": model_card.get("architecture"),
                                        "backbone_sha256": backbone_sha256(model),
                                        "validation_accuracy": torch_accuracy},
                        "temporal_model": {"path": settings.temporal_model or "shipped",
-                                          "sha256": sha256_of(temporal_path)}},
+                                          **source_entry(temporal_path)}},
             "calibration": calibration,
             "files": {name: {**file_entry(work / name), **entry}
                       for name, entry in files.items()},

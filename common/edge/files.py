@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from emofl.common.errors import UserError
+from emofl.common.model.card_naming import card_path
 
 FRAME_FP32 = "frame_model.onnx"
 FRAME_INT8 = "frame_model.int8.onnx"
@@ -66,11 +67,20 @@ def read_export_card(folder: str | Path) -> dict:
     return card
 
 
+def source_entry(model_path: str | Path) -> dict:
+    """What identifies a torch model file: the sha256 of its weights and of its card (the card
+    says which architecture the weights are loaded into, so both decide the graph)."""
+    card = card_path(model_path)
+    return {"sha256": sha256_of(model_path),
+            "card_sha256": sha256_of(card) if card.is_file() else None}
+
+
 def source_matches(card: dict, role: str, model_path: str | Path) -> bool:
     """Whether the card's `role` ("frame_model", "temporal_model") was exported from the file
-    at `model_path`, judged by its sha256."""
+    at `model_path` and its card, judged by their sha256."""
     source = card.get("source", {}).get(role)
-    return isinstance(source, dict) and source.get("sha256") == sha256_of(model_path)
+    expected = source_entry(model_path)
+    return isinstance(source, dict) and all(source.get(k) == v for k, v in expected.items())
 
 
 def verified_file(folder: str | Path, card: dict, name: str) -> Path:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from emofl.common.errors import UserError
+from emofl.common.model.card_naming import card_path
 from emofl.common.storage import atomic_io
 from emofl.common.storage.input_files import check_input_file
 
@@ -20,11 +21,6 @@ WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
 
 class ModelError(UserError):
     """A model file or its card is missing or does not hold what it should."""
-
-
-def card_path(model_path: str | Path) -> Path:
-    path = Path(model_path)
-    return path.with_name(f"{path.stem}_card.json")
 
 
 def save_weights(model: nn.Module, path: str | Path, card: dict) -> None:
