@@ -4,7 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from emofl.client.inference.frame_runtime import export_for
+from emofl.client.inference.runtime_models import export_for
+from emofl.common.model.model_cards import SHIPPED_TEMPORAL_MODEL
 
 
 def run_emofl(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -33,5 +34,5 @@ def main_in_process(capsys, *args: str) -> tuple[int, list[str]]:
 def exported(model_path: str) -> str:
     """`model_path`, with its ONNX export made now (as `emofl classify` would on first use), so
     that a command's stderr holds only what the test is about."""
-    export_for(Path(model_path), lambda note: None)
+    export_for(Path(model_path), SHIPPED_TEMPORAL_MODEL, lambda note: None)
     return model_path

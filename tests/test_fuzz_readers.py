@@ -28,7 +28,7 @@ from emofl.common.data.datasets import USAGES, load_dataset
 from emofl.common.data.face_dataset import FaceDataset
 from emofl.common.errors import UserError
 from emofl.common.model.frame_store import architecture_of, build_model, load_model
-from emofl.common.model.weights_store import card_path, read_card
+from emofl.common.model.model_cards import card_path, read_card
 from emofl.common.protocol.choices import MODEL_KINDS
 from emofl.server.federated.checkpoint import (
     Checkpoint,

@@ -15,9 +15,9 @@ from emofl.common.errors import SettingsError, UserError
 from emofl.common.model import frame_store, temporal_store
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import load_model, save_model
+from emofl.common.model.model_cards import ModelError, card_path
 from emofl.common.model.temporal import TemporalModel
 from emofl.common.model.temporal_store import load_temporal_model, save_temporal_model
-from emofl.common.model.weights_store import ModelError, card_path
 from emofl.server.head.service import start_head_server
 
 # Seconds a command that could block on a FIFO gets before the test calls it hung.

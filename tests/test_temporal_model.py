@@ -8,18 +8,14 @@ from opacus.validators import ModuleValidator
 
 from emofl.common.data.classes import CLASSES, NUM_CLASSES
 from emofl.common.model.emotion_net import EmotionNet
-from emofl.common.model.temporal import (
-    EmaSmoother,
-    TemporalModel,
-    TemporalSmoother,
-    ema_sequences,
-)
+from emofl.common.model.model_cards import ModelError
+from emofl.common.model.smoothers import EmaSmoother, ema_sequences
+from emofl.common.model.temporal import TemporalModel, TemporalSmoother
 from emofl.common.model.temporal_store import (
     SHIPPED_TEMPORAL_MODEL,
     load_temporal_model,
     save_temporal_model,
 )
-from emofl.common.model.weights_store import ModelError
 from emofl.simulations.training.expression_sequences import (
     SequenceBuilder,
     SequenceSettings,

@@ -1,6 +1,6 @@
 """Classifying face images on the device, with the head run locally or on an encrypted-head
 service: the job behind `emofl classify`. The frame model may run on any runtime
-(`frame_runtime`); this module needs neither torch nor ONNX Runtime itself.
+(`runtime_models`); this module needs neither torch nor ONNX Runtime itself.
 
 Images are read one at a time and their faces classified in batches, so a long list of files
 streams results; an image that cannot be read is reported and skipped, never fatal.

@@ -12,27 +12,24 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from emofl.client.meeting.analytics import Alert, MeetingAnalytics, parse_weights
-from emofl.client.meeting.analyzer import (
-    AnalyzerSettings,
-    MeetingAnalyzer,
-    PassThrough,
-    RunStats,
-    Smoother,
+from emofl.client.inference.runtime_models import (
+    FrameModel,
+    load_frame_model,
+    load_temporal_smoother,
 )
+from emofl.client.meeting.analytics import Alert, MeetingAnalytics, parse_weights
+from emofl.client.meeting.analyzer import AnalyzerSettings, MeetingAnalyzer, RunStats
 from emofl.client.meeting.annotated_video import AnnotatedVideo
 from emofl.client.meeting.crop_classifier import AdaptiveFaceClassifier
 from emofl.client.meeting.report import TimelineWriter, write_plots, write_summary
 from emofl.client.meeting.video_source import VideoSource, open_source
 from emofl.common.data.classes import CLASSES
+from emofl.common.edge.files import RUNTIMES
 from emofl.common.errors import SettingsError, UserError
-from emofl.common.model.frame_store import load_model
-from emofl.common.model.temporal import EmaSmoother, TemporalSmoother
-from emofl.common.model.temporal_store import SHIPPED_TEMPORAL_MODEL, load_temporal_model
-from emofl.common.model.weights_store import read_card
+from emofl.common.model.model_cards import SHIPPED_MODEL, SHIPPED_TEMPORAL_MODEL, read_card
+from emofl.common.model.smoothers import EmaSmoother, PassThrough, Smoother
 from emofl.common.protocol.choices import SMOOTHING
 
 # When the temporal model's card does not say: the EMA's weight of a new step, and the rate
@@ -53,6 +50,7 @@ class AnalyzeOptions:
     camera: int | None = None
     model: str | None = None
     temporal_model: str | None = None
+    runtime: str = RUNTIMES[0]
     smoothing: str = "temporal"
     ema_alpha: float | None = None
     weights: str = ""
@@ -73,15 +71,16 @@ def run_analysis(options: AnalyzeOptions) -> dict:
                                  options.alert_seconds)
     out = Path(options.out)
     _check_out_folder(out)
-    model, model_card = load_model(options.model)
+    # One inference thread: a batch of a few 48x48 faces gains nothing from more, and the
+    # other core is left to OpenCV (decoding, detection).
+    model = load_frame_model(options.runtime, options.model, _note, threads=1,
+                             temporal_model=options.temporal_model)
+    model_card = read_card(options.model or SHIPPED_MODEL)
     smoother, smoothing, rate = _smoother(options)
     settings = options.pipeline
     if settings.analysis_fps is None:
         settings = replace(settings, analysis_fps=rate)
     with open_source(options.video, options.camera) as source:
-        # One torch thread: a batch of a few 48x48 faces gains nothing from more, and the other
-        # core is left to OpenCV (decoding, detection).
-        torch.set_num_threads(1)
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         stats, annotated_path = _run_pipeline(options, settings, source, model, smoother,
@@ -92,7 +91,8 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     run.update({"frame_model": options.model or "shipped",
                 "frame_model_validation_accuracy": model_card.get("validation", {}).get(
                     "accuracy"),
-                "smoothing": smoothing, "command": options.command})
+                "runtime": options.runtime, "smoothing": smoothing,
+                "command": options.command})
     summary = write_summary(out / "summary.json", analytics, run)
     plots = write_plots(out / PLOTS_FOLDER, analytics)
     return {
@@ -163,7 +163,7 @@ def _describe_run(source: VideoSource, stats: RunStats, elapsed: float,
 
 
 def _run_pipeline(options: AnalyzeOptions, settings: AnalyzerSettings, source: VideoSource,
-                  model, smoother: Smoother, analytics: MeetingAnalytics, out: Path):
+                  model: FrameModel, smoother: Smoother, analytics: MeetingAnalytics, out: Path):
     """Run the analyzer with its timeline (and annotated video); both files are closed even
     when the run fails, so what was written stays readable."""
     timeline = TimelineWriter(out / "timeline.csv")
@@ -197,14 +197,18 @@ def _smoother(options: AnalyzeOptions) -> tuple[Smoother, dict, float]:
     if options.smoothing == "none":
         return PassThrough(), {"method": "none"}, rate
     if options.smoothing == "temporal":
-        temporal, card = load_temporal_model(options.temporal_model)
-        return TemporalSmoother(temporal), {
-            "method": "temporal", "model": options.temporal_model or "shipped",
-            "architecture": card.get("architecture")}, rate
+        smoother = load_temporal_smoother(options.runtime, options.model,
+                                          options.temporal_model, _note)
+        return smoother, {"method": "temporal", "model": options.temporal_model or "shipped",
+                          "architecture": card.get("architecture")}, rate
     alpha = options.ema_alpha or card.get("results", {}).get("ema_alpha", DEFAULT_EMA_ALPHA)
     if not 0 < alpha <= 1:
         raise SettingsError(f"--ema-alpha must be in (0, 1], got {alpha}")
     return EmaSmoother(alpha), {"method": "ema", "alpha": alpha}, rate
+
+
+def _note(line: str) -> None:
+    tqdm.write(f"emofl analyze: {line}", file=sys.stderr)
 
 
 def _print_alert(alert: Alert) -> None:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -32,26 +31,9 @@ from emofl.client.meeting.face_tracker import FaceTracker, Track
 from emofl.client.meeting.report import TimelineWriter
 from emofl.client.meeting.video_source import Frame, VideoSource
 from emofl.common.data.classes import NUM_CLASSES
+from emofl.common.model.smoothers import Smoother
 
 STAGES = ("decode", "downscale", "detect", "track", "classify", "temporal", "output")
-
-
-class Smoother(Protocol):
-    """What the pipeline needs of a temporal model (`TemporalSmoother`, `EmaSmoother`)."""
-
-    def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray: ...
-
-    def forget(self, participant: int) -> None: ...
-
-
-class PassThrough:
-    """No smoothing: the frame model's probabilities as they are."""
-
-    def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
-        return np.asarray(probs, dtype=np.float32).reshape(len(participants), NUM_CLASSES)
-
-    def forget(self, participant: int) -> None:
-        """Nothing is kept per participant."""
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ below the threshold). All faces that need the model in one call go through it as
 """
 
 import numpy as np
-import torch
 
+from emofl.client.inference.runtime_models import FrameModel
 from emofl.common.data.classes import NUM_CLASSES
 from emofl.common.data.preprocessing import preprocess_faces
-from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.edge.sessions import softmax
 
 
 class AdaptiveFaceClassifier:
@@ -22,9 +22,9 @@ class AdaptiveFaceClassifier:
     `change_threshold` 0 re-runs the model for every face on every call (no reuse).
     """
 
-    def __init__(self, model: EmotionNet, change_threshold: float = 4.0,
+    def __init__(self, model: FrameModel, change_threshold: float = 4.0,
                  refresh_steps: int = 10) -> None:
-        self.model = model.eval()
+        self.model = model
         self.change_threshold = change_threshold
         self.refresh_steps = refresh_steps
         self._crops: dict[int, np.ndarray] = {}
@@ -37,9 +37,7 @@ class AdaptiveFaceClassifier:
         """Probabilities (P, 7) for uint8 crops (P, 48, 48), row i of `participants[i]`."""
         stale = [i for i, p in enumerate(participants) if self._needs_model(p, crops[i])]
         if stale:
-            x = torch.from_numpy(preprocess_faces(crops[stale]))
-            with torch.inference_mode():
-                fresh = torch.softmax(self.model(x), dim=1).numpy()
+            fresh = softmax(self.model.logits(preprocess_faces(crops[stale])))
             for row, i in enumerate(stale):
                 p = participants[i]
                 self._crops[p], self._probs[p], self._age[p] = crops[i].copy(), fresh[row], 0

@@ -16,7 +16,7 @@ from emofl.common.data.datasets import load_dataset
 from emofl.common.data.face_dataset import FaceDataset
 from emofl.common.data.partition import partition_indices, split_public
 from emofl.common.data.preprocessing import preprocess_faces
-from emofl.common.model.weights_store import read_card
+from emofl.common.model.model_cards import read_card
 from emofl.common.protocol.run_settings import RunSettings
 
 HOLDOUT_FRACTION = 0.1

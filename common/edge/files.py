@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from emofl.common.errors import UserError
-from emofl.common.model.card_naming import card_path
+from emofl.common.model.model_cards import card_path
 
 FRAME_FP32 = "frame_model.onnx"
 FRAME_INT8 = "frame_model.int8.onnx"
@@ -24,8 +24,6 @@ TEMPORAL_INPUTS, TEMPORAL_OUTPUTS = ("probs", "h0", "c0"), ("logits", "h", "c")
 # One opset for every graph: 17 is the newest the TorchScript exporter and ONNX Runtime's
 # quantizer both handle without GroupNormalization (opset 18), which the quantizer leaves fp32.
 OPSET = 17
-# The shipped weights' folder (`weights_store.WEIGHTS_DIR`, named here without importing torch).
-SHIPPED_DIR = Path(__file__).parents[1] / "weights"
 # Inference runtimes of `emofl classify` and `emofl analyze`, the first the default: ONNX
 # Runtime with the fp32 or the int8 frame graph, or today's torch model.
 RUNTIMES = ("onnx", "onnx-int8", "torch")

@@ -8,7 +8,7 @@ naming the card.
 
 import reprlib
 
-from emofl.common.model.weights_store import ModelError
+from emofl.common.model.model_cards import ModelError
 
 
 def architecture_section(architecture: object, source: str) -> dict:

@@ -8,16 +8,10 @@ import torch
 
 from emofl.common.model.card_checks import architecture_section, bounded_int, one_of
 from emofl.common.model.emotion_net import FEATURE_DIM, EmotionNet
-from emofl.common.model.weights_store import (
-    WEIGHTS_DIR,
-    card_path,
-    load_weights,
-    read_card,
-    save_weights,
-)
+from emofl.common.model.model_cards import SHIPPED_MODEL, card_path, read_card
+from emofl.common.model.weights_store import load_weights, save_weights
 from emofl.common.protocol.choices import MODEL_KINDS
 
-SHIPPED_MODEL = WEIGHTS_DIR / "frame_model.pt"
 # The largest backbone a card may ask for: far above any model trained here (width 24,
 # 128 features), far below what would exhaust a device's memory.
 MAX_WIDTH = 256

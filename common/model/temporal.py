@@ -9,8 +9,8 @@ Opacus can clip per sample, so the same model can later be trained federated wit
 an LSTM is causal by construction, and its state is all a stream has to remember.
 
 `TemporalSmoother` runs the model on a live stream, one frame at a time, for every
-participant of a meeting; `EmaSmoother` is the exponential-moving-average baseline with the
-same interface, and a fallback when no temporal model is available.
+participant of a meeting (`edge.temporal_smoother` is the same on ONNX Runtime, and
+`smoothers.EmaSmoother` the exponential-moving-average baseline with the same interface).
 """
 
 import numpy as np
@@ -19,6 +19,7 @@ from opacus.layers import DPLSTM
 from torch import nn
 
 from emofl.common.data.classes import NUM_CLASSES
+from emofl.common.model.smoothers import as_prob_rows
 
 HIDDEN_SIZE = 32
 # Probabilities are floored before the log so that a frame model's hard 0 is a finite input.
@@ -58,14 +59,6 @@ class TemporalModel(nn.Module):
         return self.head(hidden) + self.skip(log_probs), state
 
 
-def _as_prob_rows(probs: np.ndarray, rows: int) -> np.ndarray:
-    """`probs` as float32 (rows, 7), or ValueError naming the shape it has."""
-    array = np.asarray(probs, dtype=np.float32)
-    if array.shape != (rows, NUM_CLASSES):
-        raise ValueError(f"expected probabilities of shape ({rows}, 7), got {array.shape}")
-    return array
-
-
 class TemporalSmoother:
     """Streams a `TemporalModel` over a meeting, keeping one LSTM state per participant.
 
@@ -81,7 +74,7 @@ class TemporalSmoother:
     def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
         """Smoothed probabilities (P, 7) after one frame of `probs` (P, 7), row i belonging to
         `participants[i]` (distinct ids); one LSTM step for all of them."""
-        rows = _as_prob_rows(probs, len(participants))
+        rows = as_prob_rows(probs, len(participants))
         if len(set(participants)) != len(participants):
             raise ValueError("participants of one frame must be distinct")
         if not participants:
@@ -99,38 +92,3 @@ class TemporalSmoother:
     def forget(self, participant: int) -> None:
         """Drop the participant's state: its next frame starts a fresh stream."""
         self._states.pop(participant, None)
-
-
-class EmaSmoother:
-    """Exponential moving average per participant: s_t = alpha * p_t + (1 - alpha) * s_(t-1),
-    starting from s_1 = p_1. `alpha` = 1 passes frames through unchanged."""
-
-    def __init__(self, alpha: float) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        self.alpha = alpha
-        self._states: dict[int, np.ndarray] = {}
-
-    def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
-        """Averages (P, 7) after one frame of `probs` (P, 7), row i of `participants[i]`."""
-        rows = _as_prob_rows(probs, len(participants))
-        out = rows.copy()  # a fresh array: the states below must not alias the caller's
-        for i, participant in enumerate(participants):
-            previous = self._states.get(participant)
-            if previous is not None:
-                out[i] = self.alpha * out[i] + (1 - self.alpha) * previous
-            self._states[participant] = out[i].copy()
-        return out
-
-    def forget(self, participant: int) -> None:
-        """Drop the participant's average: its next frame starts a fresh one."""
-        self._states.pop(participant, None)
-
-
-def ema_sequences(probs: np.ndarray, alpha: float) -> np.ndarray:
-    """The EMA of whole sequences `probs` (S, T, 7) along time, as `EmaSmoother` computes it."""
-    out = np.empty_like(probs)
-    out[:, 0] = probs[:, 0]
-    for t in range(1, probs.shape[1]):
-        out[:, t] = alpha * probs[:, t] + (1 - alpha) * out[:, t - 1]
-    return out

@@ -4,16 +4,10 @@
 from pathlib import Path
 
 from emofl.common.model.card_checks import architecture_section, bounded_int
+from emofl.common.model.model_cards import SHIPPED_TEMPORAL_MODEL, card_path, read_card
 from emofl.common.model.temporal import HIDDEN_SIZE, TemporalModel
-from emofl.common.model.weights_store import (
-    WEIGHTS_DIR,
-    card_path,
-    load_weights,
-    read_card,
-    save_weights,
-)
+from emofl.common.model.weights_store import load_weights, save_weights
 
-SHIPPED_TEMPORAL_MODEL = WEIGHTS_DIR / "temporal_model.pt"
 # The largest LSTM a card may ask for: far above the shipped one (32), far below what would
 # exhaust a device's memory.
 MAX_HIDDEN_SIZE = 256

@@ -2,25 +2,16 @@
 
 A model file is a plain `torch.save`d state_dict (loadable with `torch.load`); its card is the
 JSON object beside it, `<stem>_card.json`, recording what the model is, how it was trained and
-how to rebuild it. Shipped weights live in `WEIGHTS_DIR`, inside the package.
+how to rebuild it. Shipped weights live in `model_cards.WEIGHTS_DIR`, inside the package.
 """
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from emofl.common.errors import UserError
-from emofl.common.model.card_naming import card_path
+from emofl.common.model.model_cards import ModelError, card_path
 from emofl.common.storage import atomic_io
-from emofl.common.storage.input_files import check_input_file
-
-WEIGHTS_DIR = Path(__file__).parents[1] / "weights"
-
-
-class ModelError(UserError):
-    """A model file or its card is missing or does not hold what it should."""
 
 
 def save_weights(model: nn.Module, path: str | Path, card: dict) -> None:
@@ -28,26 +19,6 @@ def save_weights(model: nn.Module, path: str | Path, card: dict) -> None:
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     atomic_io.torch_save(path, state)
     atomic_io.write_json(card_path(path), card)
-
-
-def read_card(model_path: str | Path) -> dict:
-    """The card beside `model_path`; ModelError when either file is missing or the card is not
-    a JSON object."""
-    model_path = Path(model_path)
-    card = card_path(model_path)
-    check_input_file(model_path, "model file", ModelError)
-    check_input_file(card, "model card", ModelError)
-    try:
-        data = json.loads(card.read_text())
-    except json.JSONDecodeError as err:
-        raise ModelError(f"model card is not valid JSON: {card} ({err.msg})") from None
-    except UnicodeDecodeError:
-        raise ModelError(f"model card is not valid JSON: {card} (not UTF-8 text)") from None
-    except RecursionError:
-        raise ModelError(f"model card is not valid JSON: {card} (nested too deeply)") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"model card is not a JSON object: {card}")
-    return data
 
 
 def load_weights(model: nn.Module, model_path: str | Path) -> None:

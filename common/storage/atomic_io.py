@@ -15,8 +15,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from emofl.common.errors import UserError
 
 
@@ -121,6 +119,8 @@ def write_bytes(path: str | Path, data: bytes, private: bool = False) -> None:
 
 def torch_save(path: str | Path, obj: Any) -> None:
     """Atomically `torch.save` an object."""
+    import torch  # here, not at the top: the device's inference path runs without torch
+
     _replace_with(Path(path), lambda handle: torch.save(obj, handle))
 
 
@@ -136,6 +136,8 @@ def _load_failure(err: Exception) -> str:
 def torch_load(path: str | Path, remedy: str) -> Any:
     """What `torch_save` wrote to `path` (tensors and plain containers only: nothing is
     executed); DamagedFileError "<path> is damaged: <reason>; <remedy>" when it cannot be read."""
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a file that is not its own

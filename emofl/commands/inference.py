@@ -68,8 +68,8 @@ def _classify(args: argparse.Namespace) -> dict:
     from contextlib import ExitStack
 
     from emofl.client.inference.encrypted_head_client import EncryptedHeadClient
-    from emofl.client.inference.frame_runtime import load_frame_model
     from emofl.client.inference.image_classification import ImageProblem, classify_files
+    from emofl.client.inference.runtime_models import load_frame_model
 
     model = load_frame_model(args.runtime, args.model, _note)
     with ExitStack() as stack:

@@ -3,6 +3,7 @@
 import argparse
 
 from emofl.commands.options import bounded, command_line, out_folder
+from emofl.common.edge.files import RUNTIMES
 from emofl.common.protocol.choices import SMOOTHING
 from emofl.common.protocol.setting import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE
 
@@ -38,6 +39,9 @@ def add(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--analysis-fps", type=float, default=None,
                    help="classify and smooth each face this often (default: the temporal "
                    "model's rate, 10/s); 0: every processed frame")
+    p.add_argument("--runtime", choices=RUNTIMES, default=RUNTIMES[0],
+                   help="ONNX Runtime with the fp32 or int8 frame graph, or torch (default: "
+                   f"{RUNTIMES[0]}); a --model FILE is exported once on first use")
     p.add_argument("--window", type=_positive, default=10.0,
                    help="seconds of the sliding window for stability S_i (default 10)")
     p.add_argument("--alert-seconds", type=float, default=10.0,
@@ -69,7 +73,7 @@ def _analyze(args: argparse.Namespace) -> dict:
         exclude=frozenset(args.exclude))
     return run_analysis(AnalyzeOptions(
         out=Path(args.out), video=args.video, camera=args.camera, model=args.model,
-        temporal_model=args.temporal_model, smoothing=args.smoothing, ema_alpha=args.ema_alpha,
-        weights=args.weights, window_s=args.window, alert_seconds=args.alert_seconds,
-        change_threshold=args.change_threshold, save_annotated=args.save_annotated,
-        pipeline=pipeline, command=command_line()))
+        temporal_model=args.temporal_model, runtime=args.runtime, smoothing=args.smoothing,
+        ema_alpha=args.ema_alpha, weights=args.weights, window_s=args.window,
+        alert_seconds=args.alert_seconds, change_threshold=args.change_threshold,
+        save_annotated=args.save_annotated, pipeline=pipeline, command=command_line()))

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from emofl.common.model.frame_store import SHIPPED_MODEL
-from emofl.common.model.weights_store import card_path, read_card
+from emofl.common.model.model_cards import card_path, read_card
 from emofl.common.storage import atomic_io
 
 

@@ -28,9 +28,10 @@ from emofl.common.data.datasets import load_dataset
 from emofl.common.data.face_dataset import DataError
 from emofl.common.model.frame_store import load_model
 from emofl.common.model.model_card import model_card
-from emofl.common.model.temporal import EmaSmoother, TemporalModel, TemporalSmoother, ema_sequences
+from emofl.common.model.model_cards import ModelError
+from emofl.common.model.smoothers import EmaSmoother, ema_sequences
+from emofl.common.model.temporal import TemporalModel, TemporalSmoother
 from emofl.common.model.temporal_store import SHIPPED_TEMPORAL_MODEL, save_temporal_model
-from emofl.common.model.weights_store import ModelError
 from emofl.common.storage import atomic_io
 from emofl.simulations.training.expression_sequences import (
     SequenceBuilder,
