@@ -69,3 +69,40 @@ def ema_sequences(probs: np.ndarray, alpha: float) -> np.ndarray:
     for t in range(1, probs.shape[1]):
         out[:, t] = alpha * probs[:, t] + (1 - alpha) * out[:, t - 1]
     return out
+
+
+class LstmStreams:
+    """One LSTM state (h, c), each float32 (1, 1, hidden), per participant, and the batching
+    both temporal smoothers share: a frame's participants advance with one `_step` of the
+    model, a participant met for the first time (or after `forget`) from a zero state. The
+    step itself (torch or ONNX Runtime) is the subclass's."""
+
+    def __init__(self, hidden_size: int) -> None:
+        self._states: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._zero = np.zeros((1, 1, hidden_size), np.float32)
+
+    def _step(self, rows: np.ndarray, h: np.ndarray, c: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Smoothed probabilities (P, 7) for one frame `rows` (P, 7) from states h, c
+        (1, P, hidden), and the states after it."""
+        raise NotImplementedError
+
+    def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
+        """Smoothed probabilities (P, 7) after one frame of `probs` (P, 7), row i belonging to
+        `participants[i]` (distinct ids); one model step for all of them."""
+        rows = as_prob_rows(probs, len(participants))
+        if len(set(participants)) != len(participants):
+            raise ValueError("participants of one frame must be distinct")
+        if not participants:
+            return rows
+        fresh = (self._zero, self._zero)
+        h = np.concatenate([self._states.get(p, fresh)[0] for p in participants], axis=1)
+        c = np.concatenate([self._states.get(p, fresh)[1] for p in participants], axis=1)
+        smoothed, h, c = self._step(rows, h, c)
+        for i, participant in enumerate(participants):
+            self._states[participant] = (h[:, i:i + 1], c[:, i:i + 1])
+        return smoothed
+
+    def forget(self, participant: int) -> None:
+        """Drop the participant's state: its next frame starts a fresh stream."""
+        self._states.pop(participant, None)

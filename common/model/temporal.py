@@ -19,7 +19,7 @@ from opacus.layers import DPLSTM
 from torch import nn
 
 from emofl.common.data.classes import NUM_CLASSES
-from emofl.common.model.smoothers import as_prob_rows
+from emofl.common.model.smoothers import LstmStreams
 
 HIDDEN_SIZE = 32
 # Probabilities are floored before the log so that a frame model's hard 0 is a finite input.
@@ -59,36 +59,17 @@ class TemporalModel(nn.Module):
         return self.head(hidden) + self.skip(log_probs), state
 
 
-class TemporalSmoother:
-    """Streams a `TemporalModel` over a meeting, keeping one LSTM state per participant.
-
-    `update_many` advances all participants seen in a frame with one batched LSTM step; a
-    participant met for the first time (or after `forget`) starts from a zero state.
-    """
+class TemporalSmoother(LstmStreams):
+    """Streams a `TemporalModel` over a meeting, one LSTM state per participant
+    (`LstmStreams`), each frame's participants in one batched LSTM step."""
 
     def __init__(self, model: TemporalModel) -> None:
+        super().__init__(model.hidden_size)
         self.model = model.eval()
-        self._states: dict[int, LstmState] = {}
-        self._zero = torch.zeros(1, 1, model.hidden_size)
 
-    def update_many(self, participants: list[int], probs: np.ndarray) -> np.ndarray:
-        """Smoothed probabilities (P, 7) after one frame of `probs` (P, 7), row i belonging to
-        `participants[i]` (distinct ids); one LSTM step for all of them."""
-        rows = as_prob_rows(probs, len(participants))
-        if len(set(participants)) != len(participants):
-            raise ValueError("participants of one frame must be distinct")
-        if not participants:
-            return rows
-        fresh = (self._zero, self._zero)
+    def _step(self, rows: np.ndarray, h: np.ndarray, c: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with torch.inference_mode():
-            h = torch.cat([self._states.get(p, fresh)[0] for p in participants], dim=1)
-            c = torch.cat([self._states.get(p, fresh)[1] for p in participants], dim=1)
-            logits, (h, c) = self.model.forward_with_state(torch.from_numpy(rows)[:, None], (h, c))
-            smoothed = torch.softmax(logits[:, 0], dim=1).numpy()
-        for i, participant in enumerate(participants):
-            self._states[participant] = (h[:, i : i + 1], c[:, i : i + 1])
-        return smoothed
-
-    def forget(self, participant: int) -> None:
-        """Drop the participant's state: its next frame starts a fresh stream."""
-        self._states.pop(participant, None)
+            logits, (h, c) = self.model.forward_with_state(
+                torch.from_numpy(rows)[:, None], (torch.from_numpy(h), torch.from_numpy(c)))
+            return torch.softmax(logits[:, 0], dim=1).numpy(), h.numpy(), c.numpy()

@@ -15,16 +15,11 @@ from pathlib import Path
 import torch
 
 from emofl.common.model.emotion_net import EmotionNet
-from emofl.common.model.frame_store import load_model
 from emofl.common.model.training import evaluate
 from emofl.simulations.compression.distillation import distill_epoch
 from emofl.simulations.compression.fine_tuning import FineTuneSettings, fine_tune
 from emofl.simulations.compression.model_files import load_compressed, save_compressed
-from emofl.simulations.compression.public_faces import (
-    public_split,
-    public_training_faces,
-    validation_faces,
-)
+from emofl.simulations.compression.public_faces import public_split, teacher_and_faces
 
 
 def _student(width: int, init: Path | None, seed: int) -> torch.nn.Module:
@@ -49,9 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.monotonic()
-    teacher, card = load_model()
-    public = public_training_faces(card, args.data)
-    validation = validation_faces(args.val_data)
+    teacher, card, public, validation = teacher_and_faces(args.data, args.val_data)
     settings = FineTuneSettings(epochs=args.epochs, learning_rate=args.lr)
     student = _student(args.width, args.init, settings.seed)
     before = evaluate(student, validation.images, validation.labels).accuracy

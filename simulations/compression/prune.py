@@ -14,16 +14,11 @@ from pathlib import Path
 
 import torch
 
-from emofl.common.model.frame_store import load_model
 from emofl.common.model.training import evaluate, train_epoch
 from emofl.simulations.compression.fine_tuning import FineTuneSettings, fine_tune
 from emofl.simulations.compression.model_files import save_compressed
 from emofl.simulations.compression.pruning import prune_vgg
-from emofl.simulations.compression.public_faces import (
-    public_split,
-    public_training_faces,
-    validation_faces,
-)
+from emofl.simulations.compression.public_faces import public_split, teacher_and_faces
 
 LABEL_SMOOTHING = 0.1  # as in the shipped model's public pre-training
 
@@ -41,9 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     started = time.monotonic()
-    teacher, card = load_model()
-    public = public_training_faces(card, args.data)
-    validation = validation_faces(args.val_data)
+    teacher, card, public, validation = teacher_and_faces(args.data, args.val_data)
     model = prune_vgg(teacher, args.fraction)
     before = evaluate(model, validation.images, validation.labels).accuracy
     print(f"pruned, before fine-tuning: val accuracy {before:.4f}", flush=True)

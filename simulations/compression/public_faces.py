@@ -11,6 +11,8 @@ from emofl.common.data.federated_data import Faces, same_data, to_faces
 from emofl.common.data.partition import split_public
 from emofl.common.edge.calibration import recorded_public_split
 from emofl.common.errors import UserError
+from emofl.common.model.emotion_net import EmotionNet
+from emofl.common.model.frame_store import load_model
 
 
 def public_split(card: dict, data: str) -> dict:
@@ -33,3 +35,10 @@ def public_training_faces(card: dict, data: str) -> Faces:
 def validation_faces(data: str) -> Faces:
     """All preprocessed faces of the validation set `data`."""
     return to_faces(load_dataset(data))
+
+
+def teacher_and_faces(data: str, val_data: str) -> tuple[EmotionNet, dict, Faces, Faces]:
+    """What both compressions start from: the shipped model, its card, the public faces of
+    `data` it declares, and the validation faces of `val_data`."""
+    teacher, card = load_model()
+    return teacher, card, public_training_faces(card, data), validation_faces(val_data)
