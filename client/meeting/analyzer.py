@@ -4,7 +4,8 @@ engagement and stability out.
 Per processed frame: decode -> grayscale and downscale -> Haar detection (every
 `detect_every` frames) -> tracking (ids, boxes between detections) -> for each participant due
 an analysis step: crop 48x48, classify (CNN only where the crop changed) -> temporal model ->
-analytics and one timeline row per participant.
+analytics and one timeline row per participant. The first three stages depend on the frame
+alone and run ahead on worker threads (`frame_feed`); the rest run in order in the caller's.
 
 Faces are classified and the temporal model advanced at `analysis_fps` per participant (the
 rate the temporal model was trained at), not at the video's frame rate; rows of frames in
@@ -23,17 +24,20 @@ import numpy as np
 from tqdm import tqdm
 
 from emofl.client.inference.face_crop import crop_face
-from emofl.client.inference.face_detector import HaarFaceDetector, scaled_frame
+from emofl.client.inference.face_detector import HaarFaceDetector
 from emofl.client.meeting.analytics import Alert, MeetingAnalytics
 from emofl.client.meeting.annotated_video import AnnotatedVideo
 from emofl.client.meeting.crop_classifier import AdaptiveFaceClassifier
 from emofl.client.meeting.face_tracker import FaceTracker, Track
+from emofl.client.meeting.frame_feed import FeedSettings, PreparedFrame, prepared_frames
 from emofl.client.meeting.report import TimelineWriter
 from emofl.client.meeting.video_source import Frame, VideoSource
 from emofl.common.data.classes import NUM_CLASSES
 from emofl.common.model.smoothers import Smoother
 
 STAGES = ("decode", "downscale", "detect", "track", "classify", "temporal", "output")
+# Threads by default: one decodes, one downscales and detects, the caller does the rest.
+DEFAULT_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,8 @@ class AnalyzerSettings:
     `detect_width` the detection frame's width (0 or None: full size); `min_face` the smallest
     face looked for, in full-frame pixels; `hold_seconds` how long a participant whose face is
     neither detected nor matched stays reported (`FaceTracker`); `tracking` False
-    reports a face only on frames where it is detected (the naive pipeline, for comparison)."""
+    reports a face only on frames where it is detected (the naive pipeline, for comparison);
+    `workers` the threads sharing the work (`frame_feed`; 1: one thread, the same output)."""
 
     max_fps: float | None = None
     analysis_fps: float | None = None
@@ -55,6 +60,7 @@ class AnalyzerSettings:
     hold_seconds: float = 6.0
     tracking: bool = True
     exclude: frozenset[int] = frozenset()
+    workers: int = DEFAULT_WORKERS
 
 
 class StageTimer:
@@ -71,21 +77,18 @@ class StageTimer:
         finally:
             self.seconds[name] += time.perf_counter() - started
 
-    def timed(self, frames: Iterator[Frame], name: str = "decode") -> Iterator[Frame]:
-        """Iterate `frames`, charging the time spent producing each to stage `name`."""
-        while True:
-            with self.stage(name):
-                frame = next(frames, None)
-            if frame is None:
-                return
-            yield frame
+    def add(self, seconds: dict[str, float]) -> None:
+        """Charge time measured elsewhere (on a worker thread) to its stages."""
+        for name, value in seconds.items():
+            self.seconds[name] += value
 
 
 @dataclass
 class RunStats:
     """What a run did: frames processed, the last one's time, detection passes, whether it was
     interrupted (Ctrl-C), seconds per stage, faces classified by the CNN and answered from
-    the cache, and every participant id tracked (excluded ones too)."""
+    the cache, every participant id tracked (excluded ones too) and, for a camera, each
+    frame's delay from capture to its timeline rows."""
 
     frames: int = 0
     last_time_s: float = 0.0
@@ -95,6 +98,7 @@ class RunStats:
     faces_classified: int = 0
     faces_reused: int = 0
     tracked_ids: set[int] = field(default_factory=set)
+    capture_to_row_s: list[float] = field(default_factory=list)
 
 
 class MeetingAnalyzer:
@@ -109,8 +113,6 @@ class MeetingAnalyzer:
         if settings.analysis_fps is None:
             raise ValueError("choose an analysis rate (analysis_fps) before running")
         self.settings = settings
-        self.detector = HaarFaceDetector(min_face=settings.min_face,
-                                         min_neighbors=settings.min_neighbors)
         self.tracker = FaceTracker(hold_seconds=settings.hold_seconds, follow=settings.tracking)
         self.classifier = classifier
         self.smoother = smoother
@@ -132,39 +134,49 @@ class MeetingAnalyzer:
         if total and self.settings.max_fps:
             total = int(total * min(1.0, self.settings.max_fps / source.native_fps))
         bar = tqdm(total=total, desc="analyze", unit="frame", disable=not progress)
+        feed = prepared_frames(source, self._feed_settings(), self._new_detector)
         try:
-            for frame in self.timer.timed(source.frames(self.settings.max_fps)):
-                self._process(frame, stats)
+            for prepared in feed:
+                self._process(prepared, stats)
                 stats.frames += 1
-                stats.last_time_s = frame.time_s
+                stats.last_time_s = prepared.frame.time_s
+                if source.live:
+                    stats.capture_to_row_s.append(time.monotonic() - prepared.frame.read_at)
                 bar.update()
         except KeyboardInterrupt:
             stats.interrupted = True
         finally:
+            feed.close()
             bar.close()
         stats.seconds = {k: round(v, 4) for k, v in self.timer.seconds.items()}
         stats.faces_classified = self.classifier.classified
         stats.faces_reused = self.classifier.reused
         return stats
 
-    def _process(self, frame: Frame, stats: RunStats) -> None:
-        settings, stage = self.settings, self.timer.stage
-        with stage("downscale"):
-            scaled = scaled_frame(frame.image, settings.detect_width)
-        detections = None
-        if stats.frames % settings.detect_every == 0 or not settings.tracking:
-            with stage("detect"):
-                detections = self.detector.detect(scaled)
+    def _feed_settings(self) -> FeedSettings:
+        settings = self.settings
+        return FeedSettings(max_fps=settings.max_fps, detect_width=settings.detect_width,
+                            detect_every=settings.detect_every,
+                            detect_all=not settings.tracking, workers=settings.workers)
+
+    def _new_detector(self) -> HaarFaceDetector:
+        return HaarFaceDetector(min_face=self.settings.min_face,
+                                min_neighbors=self.settings.min_neighbors)
+
+    def _process(self, prepared: PreparedFrame, stats: RunStats) -> None:
+        frame, scaled, detections = prepared.frame, prepared.scaled, prepared.detections
+        self.timer.add(prepared.seconds)
+        if detections is not None:
             stats.detections += 1
-        with stage("track"):
+        with self.timer.stage("track"):
             tracks, ended = self.tracker.update(scaled, frame.time_s, detections)
         stats.tracked_ids.update(t.id for t in tracks)
         for participant in ended:
             self._forget(participant)
-        shown = [t for t in tracks if t.id not in settings.exclude]
+        shown = [t for t in tracks if t.id not in self.settings.exclude]
         self._analyse(frame, scaled.gray, shown)
-        with stage("output"):
-            self._record(frame, shown, [t.box for t in tracks if t.id in settings.exclude])
+        with self.timer.stage("output"):
+            self._record(frame, shown, [t.box for t in tracks if t.id in self.settings.exclude])
 
     def _analyse(self, frame: Frame, gray: np.ndarray, shown: list[Track]) -> None:
         """Classify and smooth the participants due an analysis step at this frame."""

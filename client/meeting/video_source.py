@@ -33,11 +33,13 @@ class VideoSourceError(UserError):
 
 @dataclass(frozen=True)
 class Frame:
-    """One frame to process: its index in the stream, its time in seconds, BGR pixels."""
+    """One frame to process: its index in the stream, its time in seconds, BGR pixels, and
+    when it was read (`time.monotonic()`; for a camera, its capture)."""
 
     index: int
     time_s: float
     image: np.ndarray
+    read_at: float = 0.0
 
 
 class VideoSource:
@@ -82,7 +84,7 @@ class VideoSource:
                 if image is None:
                     return
                 self.frames_read = index + 1
-                yield Frame(index, time_s, image)
+                yield Frame(index, time_s, image, time.monotonic())
                 next_due = time_s + period if self.live else next_due + period
             index += 1
 

@@ -55,6 +55,10 @@ def add(commands: argparse._SubParsersAction) -> None:
                    "many gray levels on average; 0: always (default 4)")
     p.add_argument("--no-tracking", action="store_true",
                    help="report faces only where detected (the naive pipeline, for comparison)")
+    p.add_argument("--workers", type=_count, default=None,
+                   help="threads sharing the work: one decodes, the others downscale and "
+                   "detect, while the main thread tracks and classifies; 1: one thread for "
+                   "everything (the output is the same; default: 2)")
     p.set_defaults(handler=_analyze, run_folder=out_folder)
 
 
@@ -70,7 +74,8 @@ def _analyze(args: argparse.Namespace) -> dict:
     pipeline = AnalyzerSettings(
         max_fps=args.fps, analysis_fps=args.analysis_fps, detect_width=args.detect_width or None,
         detect_every=args.detect_every, tracking=not args.no_tracking,
-        exclude=frozenset(args.exclude))
+        exclude=frozenset(args.exclude),
+        **({"workers": args.workers} if args.workers else {}))
     return run_analysis(AnalyzeOptions(
         out=Path(args.out), video=args.video, camera=args.camera, model=args.model,
         temporal_model=args.temporal_model, runtime=args.runtime, smoothing=args.smoothing,
