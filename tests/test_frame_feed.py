@@ -2,6 +2,7 @@
 frames in stream order, workers stopped when the analyzer stops, a camera that outruns the
 analyzer dropping its oldest frames instead of falling behind."""
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+from emofl.cli import main as cli_main
 from emofl.client.inference.face_detector import HaarFaceDetector
 from emofl.client.meeting.analyze_run import AnalyzeOptions, run_analysis
 from emofl.client.meeting.analyzer import AnalyzerSettings
@@ -94,3 +96,21 @@ def test_a_camera_faster_than_the_analyzer_drops_its_oldest_frames(video):
     assert seen == sorted(seen) and len(set(seen)) == len(seen)
     assert len(seen) < int(SPEC.fps * SPEC.seconds) * 0.8  # frames were dropped
     assert not _feed_threads()
+
+
+def test_a_video_played_in_real_time_keeps_its_pace_with_a_bounded_delay(video, tmp_path):
+    """`--realtime`: the file's frames arrive no sooner than their time, as a camera's would,
+    and the summary gives each frame's delay from capture to its row."""
+    run_analysis(AnalyzeOptions(out=tmp_path / "rt", video=str(video), realtime=True,
+                                progress=False))
+    run = json.loads((tmp_path / "rt" / "summary.json").read_text())["run"]
+    assert run["live"] is True
+    assert run["pipeline_seconds"] >= SPEC.seconds - 2 / SPEC.fps  # paced, not as fast as possible
+    delay = run["capture_to_row_ms"]
+    assert delay["frames"] == run["frames_processed"] > 0.9 * SPEC.fps * SPEC.seconds
+    assert 0 < delay["p50"] <= delay["p95"] < 250
+
+
+def test_realtime_is_refused_for_a_camera(tmp_path, capsys):
+    assert cli_main(["analyze", "--camera", "0", "--realtime", "--out", str(tmp_path)]) == 2
+    assert "--realtime plays a video file" in capsys.readouterr().err

@@ -44,11 +44,13 @@ ANNOTATED_FILE = "annotated.mp4"
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
-    """A whole run: source (`video` or `camera`), output folder, models and analytics."""
+    """A whole run: source (`video` or `camera`; `realtime` plays the video as a camera would
+    deliver it), output folder, models and analytics."""
 
     out: Path
     video: str | None = None
     camera: int | None = None
+    realtime: bool = False
     model: str | None = None
     temporal_model: str | None = None
     runtime: str = RUNTIMES[0]
@@ -81,7 +83,7 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     settings = options.pipeline
     if settings.analysis_fps is None:
         settings = replace(settings, analysis_fps=rate)
-    with open_source(options.video, options.camera) as source:
+    with open_source(options.video, options.camera, options.realtime) as source:
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         stats, annotated_path = _run_pipeline(options, settings, source, model, smoother,

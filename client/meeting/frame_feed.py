@@ -8,8 +8,9 @@ analyzer takes the prepared frames strictly in stream order: the output is the s
 worker or several, only sooner. With `workers` 1 everything runs in the caller's thread.
 
 A live source (a camera) is read by its own thread as fast as it delivers; when the analyzer
-falls behind, the oldest frame waiting is dropped, so at most `LIVE_QUEUE` frames wait and the
-delay from capture to output stays bounded (docs/benchmarks.md, "capture-to-row latency").
+falls behind, the oldest frame waiting is dropped, so at most `LIVE_QUEUE` frames wait, one
+more per worker is being prepared, and the delay from capture to output stays bounded
+(docs/benchmarks.md, "capture-to-row latency").
 """
 
 import queue
@@ -70,7 +71,9 @@ def prepared_frames(source: VideoSource, settings: FeedSettings,
         for position, (frame, decode_s) in enumerate(frames):
             yield _prepare(frame, decode_s, position, settings, detector)
         return
-    yield from _prepared_ahead(frames, settings, new_detector)
+    # A camera's frames are prepared one per worker ahead: a backlog would only be latency.
+    ahead = settings.workers if source.live else AHEAD_PER_WORKER * settings.workers
+    yield from _prepared_ahead(frames, settings, new_detector, ahead)
 
 
 def _captured(source: VideoSource, max_fps: float | None) -> Iterator[tuple[Frame, float]]:
@@ -129,8 +132,9 @@ def _live_frames(source: VideoSource, max_fps: float | None) -> Iterator[tuple[F
 
 
 def _prepared_ahead(frames: Iterator[tuple[Frame, float]], settings: FeedSettings,
-                    new_detector: DetectorFactory) -> Iterator[PreparedFrame]:
-    """Decode on a producer thread, prepare on `workers - 1` pool threads, yield in order."""
+                    new_detector: DetectorFactory, ahead: int) -> Iterator[PreparedFrame]:
+    """Decode on a producer thread, prepare on `workers - 1` pool threads, yield in order
+    (at most `ahead` frames decoded and not yet taken)."""
     local = threading.local()
 
     def work(frame: Frame, decode_s: float, position: int) -> PreparedFrame:
@@ -138,7 +142,7 @@ def _prepared_ahead(frames: Iterator[tuple[Frame, float]], settings: FeedSetting
             local.detector = new_detector()
         return _prepare(frame, decode_s, position, settings, local.detector)
 
-    ready: queue.Queue[Future | None] = queue.Queue(maxsize=AHEAD_PER_WORKER * settings.workers)
+    ready: queue.Queue[Future | None] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
 
     def hand_over(item: Future | None) -> None:

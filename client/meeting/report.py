@@ -22,6 +22,7 @@ TIMELINE_COLUMNS: tuple[str, ...] = (
     "frame", "time_s", "participant", "x", "y", "w", "h", *CLASSES, "label", "engagement")
 HEATMAP_COLUMNS = 600  # time bins of a heat map; longer meetings are averaged into them
 GAP_S = 1.0  # plotted lines break where a participant went unseen longer than this
+MARGIN_IN = {"left": 0.9, "right": 0.2, "top": 0.35}  # room for labels, in inches
 
 
 class TimelineWriter:
@@ -90,8 +91,12 @@ def _figure(rows: int, height: float, end: float):
     return fig, axes[:, 0]
 
 
-def _save(fig, path: Path) -> None:
-    fig.tight_layout()
+def _save(fig, path: Path, bottom_in: float = 0.5) -> None:
+    """Write the figure with margins fixed in inches (room for the title, the time axis and
+    the participant labels): `tight_layout` would draw every figure twice to find them."""
+    width, height = fig.get_size_inches()
+    fig.subplots_adjust(left=MARGIN_IN["left"] / width, right=1 - MARGIN_IN["right"] / width,
+                        top=1 - MARGIN_IN["top"] / height, bottom=bottom_in / height)
     fig.savefig(path, dpi=80)
     plt.close(fig)
 
@@ -118,7 +123,7 @@ def _room_plot(path: Path, analytics: MeetingAnalytics, end: float) -> None:
         ax.stackplot(gapped_times, gapped_room.T, labels=CLASSES)
         ax.legend(fontsize="small", ncol=7, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     ax.set(xlabel="time (s)", ylabel="room distribution P_t", ylim=(0, 1), xlim=(0, end))
-    _save(fig, path)
+    _save(fig, path, bottom_in=1.1)  # the legend sits below the time axis
 
 
 def _heatmap(path: Path, analytics: MeetingAnalytics, end: float) -> None:

@@ -46,15 +46,17 @@ class VideoSource:
     """An opened capture (file or camera) whose first frame has already been read.
 
     `native_fps` is the stream's own rate; `frame_count` the number of frames a file declares
-    (None for a camera, and only an estimate for some containers).
+    (None for a camera, and only an estimate for some containers). `paced` plays a file as a
+    camera delivers it: each frame no sooner than its time, and live (`live` is then True).
     """
 
     def __init__(self, capture: cv2.VideoCapture, first: np.ndarray, name: str,
-                 live: bool) -> None:
+                 live: bool, paced: bool = False) -> None:
         self._capture = capture
         self._first: np.ndarray | None = first
         self.name = name
-        self.live = live
+        self.live = live or paced
+        self.paced = paced
         fps = capture.get(cv2.CAP_PROP_FPS)
         self.native_fps = float(fps) if fps and np.isfinite(fps) and 1 <= fps <= 1000 else (
             FALLBACK_FPS)
@@ -74,6 +76,8 @@ class VideoSource:
         next_due = 0.0
         index = 0
         while True:
+            if self.paced:  # a recording played as a camera would deliver it
+                time.sleep(max(0.0, started + index / self.native_fps - time.monotonic()))
             time_s = time.monotonic() - started if self.live else index / self.native_fps
             if time_s + 1e-9 < next_due:  # tolerance: keep a file's frames evenly spaced
                 if not self._skip():
@@ -113,9 +117,11 @@ class VideoSource:
         self.close()
 
 
-def open_source(video: str | None = None, camera: int | None = None) -> VideoSource:
+def open_source(video: str | None = None, camera: int | None = None,
+                realtime: bool = False) -> VideoSource:
     """Open a video file or a camera by index and read its first frame; raise
-    FileNotFoundError or VideoSourceError (both one-line) when that is impossible."""
+    FileNotFoundError or VideoSourceError (both one-line) when that is impossible.
+    `realtime` plays the file at its own frame rate as if it were a camera."""
     if (video is None) == (camera is None):
         raise ValueError("give either a video file or a camera index")
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
@@ -140,4 +146,5 @@ def open_source(video: str | None = None, camera: int | None = None) -> VideoSou
         capture.release()
         raise VideoSourceError(f"no frames in video {name}" if camera is None
                                else f"camera {camera} opened but gave no frame")
-    return VideoSource(capture, first, name, live=camera is not None)
+    return VideoSource(capture, first, name, live=camera is not None,
+                       paced=realtime and camera is None)

@@ -4,6 +4,7 @@ import argparse
 
 from emofl.commands.options import bounded, command_line, out_folder
 from emofl.common.edge.files import RUNTIMES
+from emofl.common.errors import SettingsError
 from emofl.common.protocol.choices import SMOOTHING
 from emofl.common.protocol.setting import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE
 
@@ -59,6 +60,10 @@ def add(commands: argparse._SubParsersAction) -> None:
                    help="threads sharing the work: one decodes, the others downscale and "
                    "detect, while the main thread tracks and classifies; 1: one thread for "
                    "everything (the output is the same; default: 2)")
+    p.add_argument("--realtime", action="store_true",
+                   help="play the video at its own frame rate, as a camera would deliver it: "
+                   "frames the analysis cannot keep up with are dropped, and the summary gives "
+                   "each frame's delay to its timeline row")
     p.set_defaults(handler=_analyze, run_folder=out_folder)
 
 
@@ -66,6 +71,9 @@ def _analyze(args: argparse.Namespace) -> dict:
     if args.analysis_fps is not None:
         NON_NEGATIVE.check(args.analysis_fps, "--analysis-fps")
     NON_NEGATIVE.check(args.alert_seconds, "--alert-seconds")
+    if args.realtime and args.camera is not None:
+        raise SettingsError("--realtime plays a video file at its own rate; a camera is "
+                            "already real time")
     from pathlib import Path
 
     from emofl.client.meeting.analyze_run import AnalyzeOptions, run_analysis
@@ -77,7 +85,8 @@ def _analyze(args: argparse.Namespace) -> dict:
         exclude=frozenset(args.exclude),
         **({"workers": args.workers} if args.workers else {}))
     return run_analysis(AnalyzeOptions(
-        out=Path(args.out), video=args.video, camera=args.camera, model=args.model,
+        out=Path(args.out), video=args.video, camera=args.camera, realtime=args.realtime,
+        model=args.model,
         temporal_model=args.temporal_model, runtime=args.runtime, smoothing=args.smoothing,
         ema_alpha=args.ema_alpha, weights=args.weights, window_s=args.window,
         alert_seconds=args.alert_seconds, change_threshold=args.change_threshold,
