@@ -10,8 +10,10 @@ its own process as in deployment (both share this machine's cores). After the on
 upload, each batch size's latency is the wall time of `EncryptedHeadClient.logits`: packing,
 encryption, the gRPC round trip with the server's evaluation, decryption; the backbone's
 forward time on the same batch (one thread) is reported beside it. The whole of val then
-goes through the service to measure agreement with plaintext classification, and
-`emofl classify --encrypted` is timed as a user runs it, start-up included, on 200 images.
+goes through the service to measure agreement with plaintext classification (features from
+the torch model and from the ONNX file the device runs by default), and
+`emofl classify --encrypted` is timed as a user runs it, start-up included, on 200 images,
+with `--runtime onnx` (the default) and `--runtime torch`.
 """
 
 import argparse
@@ -28,6 +30,7 @@ import tenseal as ts
 import torch
 
 from emofl.client.inference.encrypted_head_client import EncryptedHeadClient
+from emofl.client.inference.runtime_models import load_frame_model
 from emofl.common.data.datasets import load_dataset
 from emofl.common.data.federated_data import to_faces
 from emofl.common.model.frame_store import SHIPPED_MODEL, backbone_sha256, load_model
@@ -100,6 +103,21 @@ def agreement(client: EncryptedHeadClient, model, features: np.ndarray) -> dict:
             "max_abs_logit_error": float(np.abs(encrypted - clear).max())}
 
 
+def agreement_onnx(client: EncryptedHeadClient, model_path: str, images: torch.Tensor) -> dict:
+    """The same over val with the device's default runtime: backbone features from the
+    ONNX file `emofl classify` runs, encrypted head against that file's plaintext logits."""
+    onnx_model = load_frame_model("onnx", model_path, lambda line: None)
+    faces = images.numpy()
+    features = np.concatenate([onnx_model.features(faces[i:i + 256])
+                               for i in range(0, len(faces), 256)]).astype(np.float64)
+    clear = np.concatenate([onnx_model.logits(faces[i:i + 256])
+                            for i in range(0, len(faces), 256)])
+    encrypted = client.logits(features)
+    return {"n": len(features), "runtime": "onnx",
+            "argmax_agreement": float((encrypted.argmax(1) == clear.argmax(1)).mean()),
+            "max_abs_logit_error": float(np.abs(encrypted - clear).max())}
+
+
 def tenseal_mm(model, features: np.ndarray, repeats: int) -> dict:
     """TenSEAL's built-in vector-matrix product (needs all Galois keys), per face."""
     context = ts.context(ts.SCHEME_TYPE.CKKS, 8192, coeff_mod_bit_sizes=[60, 40, 40, 60])
@@ -122,17 +140,19 @@ def tenseal_mm(model, features: np.ndarray, repeats: int) -> dict:
             "max_abs_logit_error": float(max(errors))}
 
 
-def classify_command(model: str, address: str, files: list[str], repeats: int) -> dict:
+def classify_command(model: str, address: str, files: list[str], repeats: int,
+                     runtime: str) -> dict:
     samples = []
     for _ in range(repeats):
         started = time.perf_counter()
         result = subprocess.run(
             [sys.executable, "-m", "emofl", "classify", *files, "--model", model,
-             "--encrypted", "--server", address], capture_output=True, text=True, check=True)
+             "--encrypted", "--server", address, "--runtime", runtime],
+            capture_output=True, text=True, check=True)
         samples.append(time.perf_counter() - started)
         assert len(result.stdout.splitlines()) == len(files)
     wall = statistics.median(samples)
-    return {"images": len(files), "repeats": repeats, "median_wall_s": wall,
+    return {"images": len(files), "runtime": runtime, "repeats": repeats, "median_wall_s": wall,
             "ms_per_face": wall / len(files) * 1000, "runs_s": samples}
 
 
@@ -175,11 +195,14 @@ def main() -> None:
             "latency": {str(k): v for k, v in latency(client, model, images, features,
                                                             args.repeats).items()},
             "agreement_val": agreement(client, model, features),
+            "agreement_val_onnx": agreement_onnx(client, args.model, images),
         }
         client.close()
         every = sorted(Path(args.val_data).glob("*/*.png"))
         files = [str(p) for p in every[:: max(1, len(every) // 200)][:200]]
-        report["classify_200"] = classify_command(args.model, address, files, 3)
+        for runtime in ("onnx", "torch"):
+            report[f"classify_200_{runtime}"] = classify_command(args.model, address, files, 3,
+                                                                 runtime)
     finally:
         process.terminate()
         process.wait()
