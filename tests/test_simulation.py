@@ -15,6 +15,7 @@ from emofl.common.privacy.ledger import PrivacyLedger
 from emofl.common.protocol.run_settings import RunSettings
 from emofl.server.federated.checkpoint import load_checkpoint
 from emofl.server.federated.public_pretraining import PretrainSettings, pretrain
+from emofl.simulations.federation.run_summary import format_summary, learning_warnings
 from emofl.simulations.federation.runner import RunDirError, simulate
 
 CHANCE = 1 / 7
@@ -68,6 +69,18 @@ def test_simulation_learns_above_chance_with_finite_cumulative_epsilon(dp_run):
     card = json.loads((out / "model_card.json").read_text())
     assert card["privacy"]["delta"] == 1e-5 and card["privacy"]["accountant"] == "rdp"
     assert (out / "accuracy_loss.png").stat().st_size > 0 and (out / "epsilon.png").exists()
+    assert summary["warnings"] == []
+
+
+def test_a_run_that_ends_at_chance_says_so_and_how_to_do_better(dp_run):
+    _, summary = dp_run
+    scratch = RunSettings(data="synthetic", rounds=3)
+    assert learning_warnings(scratch, summary["accuracy"]) == []
+    (warning,) = learning_warnings(scratch, CHANCE)
+    assert "chance level (14.3%" in warning and "3 rounds from a random start" in warning
+    assert "--init-model" in warning and "emofl demo" in warning
+    printed = format_summary({**summary, "warnings": [warning]})
+    assert f"warning: {warning}" in printed.splitlines()
 
 
 def test_checkpoint_holds_model_round_ledgers_and_metrics(dp_run):

@@ -43,6 +43,6 @@ def _demo(args: argparse.Namespace) -> dict:
 
 
 def _print_simulation(summary: dict) -> None:
-    from emofl.simulations.federation.runner import format_summary
+    from emofl.simulations.federation.run_summary import format_summary
 
     print(format_summary(summary))

@@ -17,7 +17,7 @@ from emofl.client.federated.update_encryption import global_state
 from emofl.common.crypto.key_files import init_keys
 from emofl.common.data.federated_data import validation_faces
 from emofl.common.errors import UserError
-from emofl.common.model.release import MODEL_FILE, release_model
+from emofl.common.model.release import release_model
 from emofl.common.privacy.ledger import PrivacyLedger
 from emofl.common.protocol.run_settings import RUN_SETTINGS, RunSettings
 from emofl.common.storage import atomic_io
@@ -30,8 +30,8 @@ from emofl.server.federated.checkpoint import (
 from emofl.server.federated.round_recorder import METRICS_FILE, round_failure
 from emofl.server.federated.server_app import build_server_app, initial_model
 from emofl.simulations.federation.interrupt import ctrl_c_ends_the_run
-from emofl.simulations.federation.plots import plot_run
 from emofl.simulations.federation.preflight import check_federation
+from emofl.simulations.federation.run_summary import max_epsilon, summarize
 
 
 class RunDirError(UserError):
@@ -186,7 +186,7 @@ def simulate(settings: RunSettings, progress: bool = True) -> dict:
 
     def on_round(entry: dict) -> None:
         bar.update(1)
-        bar.set_postfix(acc=f"{entry['accuracy']:.3f}", eps=_max_epsilon(entry))
+        bar.set_postfix(acc=f"{entry['accuracy']:.3f}", eps=max_epsilon(entry))
 
     _quiet_frameworks()
     from flwr.simulation import run_simulation  # heavy import: only when a run starts
@@ -241,50 +241,3 @@ def raise_if_failed(out: Path) -> None:
     if failures:
         raise RunFailedError(f"the run failed: {failures[-1]}; no trained model was written "
                              f"(details in {metrics_file})")
-
-
-def format_summary(summary: dict) -> str:
-    """The end-of-run report a person reads: one line per round, then where the files are."""
-    lines = [" round  accuracy   loss   max client ε  refused  wall s"]
-    if summary["initial_accuracy"] is not None:
-        lines.append(f"{'start':>6}  {summary['initial_accuracy']:>8.3f}")
-    for r in summary["per_round"]:
-        lines.append(f"{r['round']:>6}  {r['accuracy']:>8.3f}  {r['loss']:>5.3f}  "
-                     f"{r['max_epsilon']:>12}  {r['refused']:>7}  {r['wall_seconds']:>6.1f}")
-    delta = f" at δ={summary['delta']:g}" if summary["delta"] else " (no DP)"
-    lines.append(f"final accuracy {summary['accuracy']:.3f}; largest client ε "
-                 f"{summary['max_client_epsilon']}{delta}; {summary['wall_seconds']} s in all")
-    lines.extend(f"wrote {path}" for path in summary["outputs"])
-    return "\n".join(lines)
-
-
-def _max_epsilon(entry: dict) -> str:
-    values = [c["epsilon"] for c in entry["clients"] if c["epsilon"] is not None]
-    return f"{max(values):.2f}" if values else "inf"
-
-
-def summarize(settings: RunSettings, wall_seconds: float) -> dict:
-    """A readable summary of the run directory, after plotting it."""
-    out = Path(settings.out)
-    metrics_file = out / METRICS_FILE
-    if not (out / MODEL_FILE).exists() or not metrics_file.exists():
-        raise RuntimeError(f"the simulation ended without writing {out}/{MODEL_FILE}")
-    metrics = json.loads(metrics_file.read_text())
-    rounds = metrics["rounds"]
-    plots = plot_run(rounds, out)
-    last = rounds[-1]
-    return {
-        "per_round": [{"round": r["round"], "accuracy": r["accuracy"], "loss": r["loss"],
-                       "max_epsilon": _max_epsilon(r), "wall_seconds": r["wall_seconds"],
-                       "refused": sum(bool(c["refused"]) for c in r["clients"])}
-                      for r in rounds],
-        "initial_accuracy": metrics.get("initial", {}).get("accuracy"),
-        "rounds": len(rounds),
-        "accuracy": last["accuracy"],
-        "loss": last["loss"],
-        "max_client_epsilon": _max_epsilon(last),
-        "delta": settings.delta if settings.dp else None,
-        "wall_seconds": round(wall_seconds, 1),
-        "outputs": [str(out / METRICS_FILE), str(out / MODEL_FILE),
-                    str(out / "model_card.json"), *map(str, plots)],
-    }
