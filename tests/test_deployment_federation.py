@@ -6,59 +6,31 @@ here is stopped (SIGTERM, then SIGKILL of its process group) whatever the outcom
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from emofl.client.device.bundle import install_bundle
-from emofl.client.device.device_folder import init_device
 from emofl.common.crypto.ckks import CkksError, load_context
 from emofl.common.crypto.key_files import SECRET_CONTEXT, init_keys
 from emofl.common.crypto.seal_bytes import to_bytes
 from emofl.common.processes import free_port
-from emofl.server.deployment.enrollment import enroll, revoke
+from emofl.server.deployment.enrollment import revoke
 from emofl.server.deployment.flower_cli import FlowerCliError, flwr_json, write_cli_config
 from emofl.server.deployment.server_folder import ServerFolder, open_server
 from emofl.server.deployment.server_start import https_status
 from tests.cli_helpers import assert_one_line_error, run_emofl
+from tests.deployment_helpers import (
+    READY_S,
+    enroll_device,
+    make_device,
+    run_setting_args,
+    start,
+    stop,
+    wait_for,
+)
 
 pytestmark = pytest.mark.deployment
-
-READY_S = 120
-RUN_SETTINGS = ("synthetic-size=16", "model-width=8", "local-steps=1", "batch-size=16")
-
-
-def _start(*args: str, log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "emofl", *args], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(process: subprocess.Popen, grace: float = 30) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
-
-
-def _wait_for(condition, what: str, timeout: float, process: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process is None or process.poll() is None, f"{what}: the process exited"
-        assert time.monotonic() < deadline, f"{what} within {timeout} s"
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -67,26 +39,15 @@ def server(tmp_path_factory):
     root = base / "srv"
     assert run_emofl("server", "init", "--dir", str(root), timeout=60).returncode == 0
     port = free_port()
-    process = _start("server", "start", "--dir", str(root), "--port", str(port), "--bind",
+    process = start("server", "start", "--dir", str(root), "--port", str(port), "--bind",
                      "127.0.0.1", log=base / "server.log")
     try:
-        _wait_for(lambda: (root / "endpoint.json").exists(), "the server started", READY_S,
+        wait_for(lambda: (root / "endpoint.json").exists(), "the server started", READY_S,
                   process)
         yield open_server(root), port, base
     finally:
-        _stop(process)
+        stop(process)
     assert not (root / "endpoint.json").exists()
-
-
-def _device(base: Path, name: str, epsilon: float = 8.0) -> Path:
-    init_device(base / name, name=name, epsilon=epsilon, delta=1e-5)
-    return base / name
-
-
-def _enroll(folder: ServerFolder, device: Path, key_dir: Path | None = None) -> dict:
-    """Enroll in this process (the command itself is run once, in the first test)."""
-    return enroll(folder, device / "request.json",
-                  device.parent / f"{device.name}.bundle.json", key_dir)
 
 
 def test_the_device_port_refuses_the_control_api_and_forwards_the_fleet_api(server, tmp_path):
@@ -96,7 +57,7 @@ def test_the_device_port_refuses_the_control_api_and_forwards_the_fleet_api(serv
     assert https_status(folder, "127.0.0.1", port, "/v1/runtime/pull-messages") == 403
     # The Fleet path reaches the SuperLink, which answers an empty body with 415.
     assert https_status(folder, "127.0.0.1", port, "/v1/fleet/get-run") == 415
-    device = _device(tmp_path, "cli-device")
+    device = make_device(tmp_path, "cli-device")
     result = run_emofl("enroll", "--dir", str(folder.root), str(device / "request.json"),
                        "--out", str(tmp_path / "bundle.json"), timeout=120)
     assert result.returncode == 0, result.stderr
@@ -122,8 +83,8 @@ def test_bad_starts_are_one_line_errors(server, tmp_path):
     taken = run_emofl("server", "start", "--dir", str(tmp_path / "other"), "--port", str(port),
                       "--bind", "127.0.0.1", timeout=60)
     assert_one_line_error(taken, f"port {port}", "in use")
-    device = _device(tmp_path, "misled")
-    bundle = json.loads(Path(_enroll(folder, device)["bundle"]).read_text())
+    device = make_device(tmp_path, "misled")
+    bundle = json.loads(Path(enroll_device(folder, device)["bundle"]).read_text())
     bundle["ca_certificate"] = (tmp_path / "other/tls/ca.pem").read_text()  # another CA
     (tmp_path / "misled.json").write_text(json.dumps(bundle))
     misled = run_emofl("client", "--dir", str(device), "--bundle", str(tmp_path / "misled.json"),
@@ -133,19 +94,19 @@ def test_bad_starts_are_one_line_errors(server, tmp_path):
 
 def test_three_devices_train_two_rounds_and_outsiders_are_refused(server):
     folder, _, base = server
-    devices = [_device(base, f"dev{i}", epsilon=8.0 if i else 4.0) for i in range(3)]
-    enrolled = [_enroll(folder, device) for device in devices]
-    revoked, stranger = _device(base, "revoked"), _device(base, "stranger")
-    revoke(folder, _enroll(folder, revoked)["node_id"])
+    devices = [make_device(base, f"dev{i}", epsilon=8.0 if i else 4.0) for i in range(3)]
+    enrolled = [enroll_device(folder, device) for device in devices]
+    revoked, stranger = make_device(base, "revoked"), make_device(base, "stranger")
+    revoke(folder, enroll_device(folder, revoked)["node_id"])
     forged = json.loads(Path(enrolled[0]["bundle"]).read_text())
     forged["node_public_key"] = (stranger / "keys/node_key.pub").read_text().strip()
     Path(base / "stranger.bundle.json").write_text(json.dumps(forged))
-    clients = [_start("client", "--dir", str(d), "--bundle", str(base / f"{d.name}.bundle.json"),
+    clients = [start("client", "--dir", str(d), "--bundle", str(base / f"{d.name}.bundle.json"),
                       "--data", "synthetic", log=base / f"{d.name}.log")
                for d in [*devices, revoked, stranger]]
     try:
         run = run_emofl("run", "--dir", str(folder.root), "--rounds", "2", "--min-devices", "3",
-                        *[arg for item in RUN_SETTINGS for arg in ("--set", item)],
+                        *run_setting_args(),
                         "--timeout", "400", timeout=450)
         assert run.returncode == 0, run.stderr
         assert json.loads(run.stdout)["status"] == "finished:completed"
@@ -153,7 +114,7 @@ def test_three_devices_train_two_rounds_and_outsiders_are_refused(server):
             assert outsider.wait(timeout=60) == 2
     finally:
         for client in clients:
-            _stop(client)
+            stop(client)
     for name in ("revoked", "stranger"):
         assert "Failed to activate" in (base / f"{name}.log").read_text(), name
     rounds = json.loads((folder.run_dir / "metrics.json").read_text())["rounds"]
@@ -173,8 +134,8 @@ def test_three_devices_train_two_rounds_and_outsiders_are_refused(server):
 def test_enrollment_seals_the_ckks_secret_and_the_server_folder_holds_none(server, tmp_path):
     folder, _, base = server
     init_keys(tmp_path / "keys")
-    device = _device(base, "ckks-device")
-    _enroll(folder, device, tmp_path / "keys")
+    device = make_device(base, "ckks-device")
+    enroll_device(folder, device, tmp_path / "keys")
     bundle_file = base / "ckks-device.bundle.json"
     assert install_bundle(device, bundle_file).sealed_keys
     secret = (tmp_path / "keys" / SECRET_CONTEXT).read_bytes()

@@ -12,7 +12,7 @@ from typing import Any
 
 from emofl.common.errors import SettingsError
 from emofl.common.privacy.events import ACCOUNTANTS
-from emofl.common.protocol.choices import CLIENT_OPTIMIZERS, SECURE_AGG, TRAINABLE
+from emofl.common.protocol.choices import CLIENT_OPTIMIZERS, MODEL_KINDS, SECURE_AGG, TRAINABLE
 from emofl.common.protocol.setting import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
@@ -82,6 +82,8 @@ class RunSettings:
         "", "start from this model file (default: random init); faces of the public split its "
         "card names are kept out of every client")
     synthetic_size: int = setting(300, "synthetic faces per client", bound=AT_LEAST_ONE)
+    model_kind: str = setting("separable", "backbone of a new model; --init-model brings its own",
+                              choices=MODEL_KINDS)
     model_width: int = setting(16, "channel width of a new backbone; --init-model brings its own",
                                bound=AT_LEAST_ONE)
     secure_agg: str = setting("none", "ckks: the server adds encrypted updates it cannot read",
