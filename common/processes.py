@@ -5,15 +5,20 @@ Each process runs in its own session (process group), its output in a log file, 
 stopping it reaches every child it started (Flower's SuperExec, ClientApp and ServerApp
 processes; Flower detaches some into sessions of their own, so their process ids are collected
 from /proc too). `ProcessGroup` stops everything it started when its `with` block ends, however
-it ends: SIGTERM to each group, SIGKILL to what is left after a grace period.
+it ends: SIGTERM to each group, SIGKILL to what is left after a grace period. When the command
+itself is killed outright (SIGKILL, the OOM killer), where nothing of it runs to clean up, Linux
+sends each helper SIGTERM (`PR_SET_PDEATHSIG`): a device's SuperNode never goes on training
+after the `emofl client` its owner stopped.
 """
 
+import ctypes
 import errno
 import os
 import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +27,7 @@ from emofl.common import process_table
 from emofl.common.errors import UserError
 
 STOP_GRACE_S = 10.0
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -66,6 +72,23 @@ def bind_problem(host: str, port: int) -> str:
     return ""
 
 
+def _dies_with_this_process() -> Callable[[], None] | None:
+    """A `preexec_fn` asking Linux to SIGTERM the child when the thread starting it ends (the
+    commands start their helpers from the main thread, so: when this process ends); None
+    elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before the fork, not in the child
+    parent = os.getpid()
+
+    def set_up() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # this process died before the request took effect
+            os._exit(1)
+
+    return set_up
+
+
 def log_tail(log: Path, lines: int = 3) -> str:
     """The last non-empty lines of a log, joined into one line."""
     try:
@@ -95,7 +118,8 @@ class ProcessGroup:
         with log.open("ab") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, env=env, cwd=cwd,
-                                       start_new_session=True)
+                                       start_new_session=True,
+                                       preexec_fn=_dies_with_this_process())
         self.started.append((name, process, log))
         return process
 

@@ -6,11 +6,14 @@ here is stopped (SIGTERM, then SIGKILL of its process group) whatever the outcom
 """
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from emofl.client.device.bundle import install_bundle
+from emofl.common import process_table
 from emofl.common.crypto.ckks import CkksError, load_context
 from emofl.common.crypto.key_files import SECRET_CONTEXT, init_keys
 from emofl.common.crypto.seal_bytes import to_bytes
@@ -150,3 +153,38 @@ def test_enrollment_seals_the_ckks_secret_and_the_server_folder_holds_none(serve
         assert probe not in data, path
         with pytest.raises(CkksError):
             load_context(data, require_secret=True)
+
+
+def _supernodes(parent: int) -> dict[int, str]:
+    """The flower-supernode processes `parent` started: pid: start time."""
+    found = {}
+    for pid, started in process_table.descendants(process_table.processes(), parent).items():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"flower-supernode" in command:
+            found[pid] = started
+    return found
+
+
+def test_a_killed_client_takes_its_supernode_with_it(server, tmp_path):
+    """SIGKILL leaves `emofl client` no chance to stop its SuperNode; the SuperNode must not
+    go on training with the device's faces after its owner stopped the client."""
+    folder, _, _ = server
+    device = make_device(tmp_path, "killed")
+    enroll_device(folder, device)
+    client = start("client", "--dir", str(device), "--bundle",
+                   str(tmp_path / "killed.bundle.json"), "--data", "synthetic",
+                   log=tmp_path / "killed.log")
+    supernode: dict[int, str] = {}
+    try:
+        wait_for(lambda: supernode.update(_supernodes(client.pid)) or supernode,
+                 "the SuperNode started", READY_S, client)
+        os.kill(client.pid, signal.SIGKILL)
+        wait_for(lambda: not any(process_table.is_running(pid, started)
+                                 for pid, started in supernode.items()),
+                 "the SuperNode stopped with its client", 30)
+    finally:
+        stop(client)
+        process_table.kill_those_still_running(supernode)
