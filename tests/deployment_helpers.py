@@ -17,11 +17,11 @@ READY_S = 120
 RUN_SETTINGS = ("synthetic-size=16", "model-width=8", "local-steps=1", "batch-size=16")
 
 
-def start(*args: str, log: Path) -> subprocess.Popen:
+def start(*args: str, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """`emofl ARGS` in a process group of its own, output to `log`."""
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "emofl", *args], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+                                stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def stop(process: subprocess.Popen, grace: float = 30) -> None:
