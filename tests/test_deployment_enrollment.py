@@ -5,14 +5,17 @@ Bundles here are made the way `emofl enroll` makes them (sealed with `seal`, bou
 tests/test_deployment_federation.py.
 """
 
+import datetime
 import json
 import os
 import stat
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-from cryptography.x509.oid import ExtensionOID
+from cryptography.x509.oid import ExtensionOID, NameOID
 
 from emofl.client.device.bundle import ckks_dir, install_bundle
 from emofl.client.device.device_folder import init_device, withdrawal
@@ -61,6 +64,20 @@ def _bundle(server_id: str, device, ckks_keys, node_id: int = 7, **changes) -> d
 
 def _ca() -> str:
     return make_tls_files([], "x").ca_cert.decode()
+
+
+def _expired_ca() -> str:
+    """A CA certificate whose validity ended yesterday."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "old emofl CA")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +187,7 @@ def test_bad_bundles_are_refused_in_one_line(device, ckks_keys, tmp_path, capsys
         "moved": (device, dict(good, node_id=8), "does not open"),
         "another device": (other_device, good, "another device"),
         "not a CA": (device, dict(good, ca_certificate="junk"), "not a CA certificate"),
+        "expired CA": (device, dict(good, ca_certificate=_expired_ca()), "not valid now"),
     }
     for name, (target, bundle, message) in cases.items():
         path = tmp_path / f"{name}.json"
