@@ -31,9 +31,12 @@ def video(tmp_path_factory) -> Path:
 
 
 def _analyze(video: Path, out: Path, workers: int) -> tuple[str, dict]:
-    run_analysis(AnalyzeOptions(
+    result = run_analysis(AnalyzeOptions(
         out=out, video=str(video), progress=False,
         pipeline=AnalyzerSettings(detect_every=3, workers=workers)))
+    phases = result["phase_seconds"]  # what edge_start reads; each phase timed, in order
+    assert list(phases) == ["models", "pipeline", "summary", "plots"]
+    assert all(seconds >= 0 for seconds in phases.values()) and phases["pipeline"] > 0
     return (out / "timeline.csv").read_text(), (out / "summary.json").read_text()
 
 

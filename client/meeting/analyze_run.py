@@ -67,7 +67,9 @@ class AnalyzeOptions:
 
 
 def run_analysis(options: AnalyzeOptions) -> dict:
-    """Analyse the meeting and write every output; returns where they are and a few totals."""
+    """Analyse the meeting and write every output; returns where they are, a few totals and
+    the seconds each phase took (models, source and pipeline, summary, plots)."""
+    phases = PhaseClock()
     if options.smoothing not in SMOOTHING:
         raise ValueError(f"smoothing must be one of {', '.join(SMOOTHING)}")
     analytics = MeetingAnalytics(parse_weights(options.weights), options.window_s,
@@ -83,6 +85,7 @@ def run_analysis(options: AnalyzeOptions) -> dict:
     settings = options.pipeline
     if settings.analysis_fps is None:
         settings = replace(settings, analysis_fps=rate)
+    phases.lap("models")
     with open_source(options.video, options.camera, options.realtime) as source:
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
@@ -96,8 +99,11 @@ def run_analysis(options: AnalyzeOptions) -> dict:
                     "accuracy"),
                 "runtime": options.runtime, "smoothing": smoothing,
                 "command": options.command})
+    phases.lap("pipeline")
     summary = write_summary(out / "summary.json", analytics, run)
+    phases.lap("summary")
     plots = write_plots(out / PLOTS_FOLDER, analytics)
+    phases.lap("plots")
     return {
         "out": str(out),
         "frames_processed": stats.frames,
@@ -109,7 +115,21 @@ def run_analysis(options: AnalyzeOptions) -> dict:
         "warnings": run["warnings"],
         "files": [str(out / name) for name in OUTPUT_FILES] + [str(p) for p in plots]
                  + ([str(annotated_path)] if annotated_path else []),
+        "phase_seconds": phases.seconds,
     }
+
+
+class PhaseClock:
+    """Wall seconds of consecutive phases: each `lap` closes the phase begun by the last."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self._last, 4)
+        self._last = now
 
 
 def _check_out_folder(out: Path) -> None:

@@ -4,9 +4,11 @@ Usage: python -m emofl.simulations.benchmarks.edge_start [--repeats 5] [--work r
            [--results docs/results]
 The clip is a 640x480, 30 fps, 3x3 gallery of synthetic faces (`simulations/gallery/video.py`).
 Each repeat runs `emofl analyze CLIP --out DIR --runtime R` for every runtime, interleaved so
-that machine noise hits each alike, and times it from process start to exit (imports, model
-loading, pipeline, plots); the pipeline's own seconds come from summary.json. Medians over the
-repeats go to edge_start.json and edge_start.png in --results.
+that machine noise hits each alike, and times it from process start to exit. The phases inside
+the command come from its own output (`phase_seconds`: models, source and pipeline, summary,
+plots); what the whole command took beyond them is the interpreter's start, the imports,
+argument parsing and exit. Medians over the repeats go to edge_start.json and edge_start.png
+in --results.
 """
 
 import argparse
@@ -25,15 +27,21 @@ from emofl.simulations.gallery.video import GallerySpec, write_gallery_video
 CLIP = GallerySpec(seconds=1.0, segment_seconds=(0.5, 1.0), absent_seconds=0)
 
 
+PHASES = ("start and imports", "models", "pipeline", "summary", "plots")
+
+
 def timed_analyze(clip: Path, out: Path, runtime: str) -> dict:
-    """One whole `emofl analyze` command: its wall seconds and the pipeline's."""
+    """One whole `emofl analyze` command: its wall seconds, the pipeline loop's, and each
+    phase's."""
     shutil.rmtree(out, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "emofl", "analyze", str(clip), "--out", str(out),
-                    "--runtime", runtime], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "emofl", "analyze", str(clip), "--out",
+                           str(out), "--runtime", runtime], check=True, capture_output=True)
     wall = time.perf_counter() - started
     run = json.loads((out / "summary.json").read_text())["run"]
-    return {"command_seconds": wall, "pipeline_seconds": run["pipeline_seconds"]}
+    phases = json.loads(done.stdout)["phase_seconds"]
+    return {"command_seconds": wall, "pipeline_seconds": run["pipeline_seconds"],
+            "phase_seconds": {"start and imports": wall - sum(phases.values()), **phases}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,8 +57,10 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.repeats):
         for runtime in RUNTIMES:
             runs[runtime].append(timed_analyze(clip, args.work / runtime, runtime))
-    medians = {runtime: {key: statistics.median(r[key] for r in results)
-                         for key in ("command_seconds", "pipeline_seconds")}
+    medians = {runtime: {**{key: statistics.median(r[key] for r in results)
+                            for key in ("command_seconds", "pipeline_seconds")},
+                         "phase_seconds": {phase: statistics.median(
+                             r["phase_seconds"][phase] for r in results) for phase in PHASES}}
                for runtime, results in runs.items()}
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "edge_start.json").write_text(json.dumps(
@@ -67,13 +77,14 @@ def _plot(medians: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = list(medians)
-    pipeline = [medians[n]["pipeline_seconds"] for n in names]
-    rest = [medians[n]["command_seconds"] - p for n, p in zip(names, pipeline, strict=True)]
     figure, axes = plt.subplots(figsize=(6, 3))
-    axes.barh(names, rest, label="start-up, model loading, outputs")
-    axes.barh(names, pipeline, left=rest, label="pipeline (30 frames)")
+    left = [0.0] * len(names)
+    for phase in PHASES:
+        widths = [medians[n]["phase_seconds"][phase] for n in names]
+        axes.barh(names, widths, left=left, label=phase)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
     axes.axvline(1.5, color="k", linestyle="--", linewidth=1, label="target 1.5 s")
-    axes.set_xlabel("seconds, whole `emofl analyze` of a 1-second clip (median)")
+    axes.set_xlabel("seconds, whole `emofl analyze` of a 1-second clip (median per phase)")
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
