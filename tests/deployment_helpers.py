@@ -48,6 +48,20 @@ def wait_for(condition, what: str, timeout: float, process: subprocess.Popen | N
         time.sleep(0.5)
 
 
+def start_server(root: Path, port: int, log: Path) -> subprocess.Popen:
+    """`emofl server start` for the server folder `root` on 127.0.0.1:`port`, once it is
+    ready (its endpoint file written); stopped again when it does not get ready."""
+    process = start("server", "start", "--dir", str(root), "--port", str(port), "--bind",
+                    "127.0.0.1", log=log)
+    try:
+        wait_for(lambda: (root / "endpoint.json").exists(), "the server started", READY_S,
+                 process)
+    except BaseException:
+        stop(process)
+        raise
+    return process
+
+
 def make_device(base: Path, name: str, epsilon: float = 8.0) -> Path:
     init_device(base / name, name=name, epsilon=epsilon, delta=1e-5)
     return base / name

@@ -22,13 +22,12 @@ from emofl.server.deployment.flower_cli import flower_env, flwr_command
 from emofl.server.deployment.server_folder import open_server
 from tests.cli_helpers import run_emofl
 from tests.deployment_helpers import (
-    READY_S,
     enroll_device,
     make_device,
     run_setting_args,
     start,
+    start_server,
     stop,
-    wait_for,
 )
 
 pytestmark = pytest.mark.deployment
@@ -70,11 +69,8 @@ def test_replayed_and_forged_updates_are_refused_with_their_reasons(tmp_path):
     assert run_emofl("server", "init", "--dir", str(root), timeout=60).returncode == 0
     folder, port = open_server(root), free_port()
     init_keys(tmp_path / "keys")
-    processes = [start("server", "start", "--dir", str(root), "--port", str(port), "--bind",
-                       "127.0.0.1", log=tmp_path / "server.log")]
+    processes = [start_server(root, port, tmp_path / "server.log")]
     try:
-        wait_for(lambda: (root / "endpoint.json").exists(), "the server started", READY_S,
-                 processes[0])
         names = ("honest", "replayer", "forger")
         devices = [make_device(tmp_path, name) for name in names]
         ids = dict(zip(names, (enroll_device(folder, d, tmp_path / "keys")["client_id"]

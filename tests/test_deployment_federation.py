@@ -29,6 +29,7 @@ from tests.deployment_helpers import (
     make_device,
     run_setting_args,
     start,
+    start_server,
     stop,
     wait_for,
 )
@@ -42,11 +43,8 @@ def server(tmp_path_factory):
     root = base / "srv"
     assert run_emofl("server", "init", "--dir", str(root), timeout=60).returncode == 0
     port = free_port()
-    process = start("server", "start", "--dir", str(root), "--port", str(port), "--bind",
-                     "127.0.0.1", log=base / "server.log")
+    process = start_server(root, port, base / "server.log")
     try:
-        wait_for(lambda: (root / "endpoint.json").exists(), "the server started", READY_S,
-                  process)
         yield open_server(root), port, base
     finally:
         stop(process)

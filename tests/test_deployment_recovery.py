@@ -24,6 +24,7 @@ from tests.deployment_helpers import (
     make_device,
     run_setting_args,
     start,
+    start_server,
     stop,
     wait_for,
 )
@@ -48,18 +49,11 @@ def _crash(client) -> None:
         process_table.kill(pid)
 
 
-def _start_server(root: Path, port: int, log: Path):
-    process = start("server", "start", "--dir", str(root), "--port", str(port), "--bind",
-                    "127.0.0.1", log=log)
-    wait_for(lambda: (root / "endpoint.json").exists(), "the server started", READY_S, process)
-    return process
-
-
 def test_a_killed_device_and_a_restarted_server_do_not_lose_the_run(tmp_path):
     root = tmp_path / "srv"
     assert run_emofl("server", "init", "--dir", str(root), timeout=60).returncode == 0
     folder, port = open_server(root), free_port()
-    processes = [server := _start_server(root, port, tmp_path / "server-1.log")]
+    processes = [server := start_server(root, port, tmp_path / "server-1.log")]
     try:
         devices = [make_device(tmp_path, f"dev{i}") for i in range(3)]
         ids = [enroll_device(folder, device)["client_id"] for device in devices]
@@ -87,7 +81,7 @@ def test_a_killed_device_and_a_restarted_server_do_not_lose_the_run(tmp_path):
         stop(server)  # the SuperLink goes down with round 3 in progress or about to start
         assert first.wait(timeout=120) != 0  # the run did not finish
         assert len(_rounds(folder.run_dir)) == 2
-        server = _start_server(root, port, tmp_path / "server-2.log")
+        server = start_server(root, port, tmp_path / "server-2.log")
         processes.append(server)
         listed = {str(n["node-id"]) for n in flwr_json(folder, "supernode", "list")["nodes"]}
         enrolled = json.loads((tmp_path / "dev0.bundle.json").read_text())["node_id"]
