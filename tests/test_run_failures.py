@@ -28,11 +28,9 @@ def test_a_run_that_cannot_work_is_refused_before_it_starts(tmp_path, changes, f
     assert fragment in str(excinfo.value) and "\n" not in str(excinfo.value)
 
 
-def test_keys_without_ckks_and_server_momentum_with_ckks_are_refused():
+def test_keys_without_ckks_are_refused():
     with pytest.raises(SettingsError, match="key-dir"):
         RunSettings(key_dir="/tmp/keys")
-    with pytest.raises(SettingsError, match="server-momentum"):
-        RunSettings(secure_agg="ckks", key_dir="/tmp/keys", server_momentum=0.9)
 
 
 def test_a_public_context_of_other_keys_is_refused_before_any_round(tmp_path):

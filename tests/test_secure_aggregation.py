@@ -128,10 +128,17 @@ def test_malformed_records_and_wrong_chunk_counts_are_rejected_not_fatal(key_dir
 
 
 def test_ckks_and_plain_federations_end_with_the_same_model(tmp_path):
+    """With server momentum: Flower's FedAvgM on the server in plain mode, the same step run by
+    the key holders under CKKS (round 2 is where the momentum enters). The devices train the
+    head with SGD, as the shipped recipe does: training a random backbone for a round magnifies
+    CKKS' ~1e-7 error in round 1's model to ~5e-4 (in plain mode too, for a perturbation that
+    small), which would hide what this test compares."""
     runs = {}
     for mode in ("none", "ckks"):
-        settings = RunSettings(data="synthetic", num_clients=3, rounds=1, dp=False,
+        settings = RunSettings(data="synthetic", num_clients=3, rounds=2, dp=False,
                                synthetic_size=150, batch_size=32, model_width=8, alpha=0.0,
+                               trainable="head", client_optimizer="sgd", learning_rate=0.1,
+                               server_momentum=0.9, server_learning_rate=0.5,
                                secure_agg=mode, out=str(tmp_path / mode))
         simulate(settings, progress=False)
         runs[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
@@ -145,7 +152,7 @@ def test_ckks_and_plain_federations_end_with_the_same_model(tmp_path):
         sent = [c["bytes_up"] for c in metrics["rounds"][0]["clients"]]
         assert len(sent) == 3 and min(sent) > 0
         runs[mode] = sent
-    expansion = runs["ckks"][0] / runs["none"][0]
+    expansion = runs["ckks"][0] / (2 * runs["none"][0])  # weights and momentum: 2x the values
     assert 4 < expansion <= 8
 
 

@@ -19,8 +19,13 @@ from emofl.client.federated.device_key import simulated_device_signer
 from emofl.client.federated.dp_training import LocalUpdate, train_round
 from emofl.client.federated.keys import ClientKeys, load_client_keys
 from emofl.client.federated.ledger_store import DeviceLedger
-from emofl.client.federated.update_encryption import encrypt_update, global_state
+from emofl.client.federated.update_encryption import (
+    ReceivedState,
+    encrypt_update,
+    received_state,
+)
 from emofl.common.crypto.encrypted_update import UpdateOrigin
+from emofl.common.crypto.server_step import ServerOptimizer
 from emofl.common.data.federated_data import client_faces, public_split_of, validation_faces
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import build_model
@@ -70,10 +75,12 @@ def client_keys(settings: RunSettings) -> ClientKeys | None:
     return load_client_keys(settings.key_dir) if settings.encrypted else None
 
 
-def _global_model(msg: Message, keys: ClientKeys | None) -> EmotionNet:
+def _global_model(msg: Message, keys: ClientKeys | None) -> tuple[EmotionNet, ReceivedState]:
+    """The global model the message carries, and the state it came in (with CKKS: decrypted)."""
     model = build_model(architecture_of_config(msg.content[CONFIG]))
-    model.load_state_dict(global_state(msg.content[ARRAYS], model.state_dict(), keys))
-    return model
+    received = received_state(msg.content[ARRAYS], model.state_dict(), keys)
+    model.load_state_dict(received.weights)
+    return model, received
 
 
 def update_origin(msg: Message, context: Context, client_id: int) -> UpdateOrigin:
@@ -83,9 +90,10 @@ def update_origin(msg: Message, context: Context, client_id: int) -> UpdateOrigi
 
 
 def _outgoing(update: LocalUpdate, keys: ClientKeys | None, signer: Signer | None,
-              origin: UpdateOrigin) -> ArrayRecord:
+              origin: UpdateOrigin, step: tuple[ServerOptimizer, ReceivedState]) -> ArrayRecord:
     """The reply's arrays: nothing after a refusal, the weights in plain mode, or ciphertexts
-    signed by `signer` for `origin` in CKKS mode."""
+    of the device's share (`step`: the server's optimizer and the state the round started
+    from) signed by `signer` for `origin` in CKKS mode."""
     if update.state_dict is None:
         return ArrayRecord()
     if keys is None:
@@ -93,7 +101,7 @@ def _outgoing(update: LocalUpdate, keys: ClientKeys | None, signer: Signer | Non
     if signer is None:
         raise ValueError("an encrypted update needs the device's signing key")
     return encrypt_update(update.state_dict, update.num_examples, keys, signer=signer,
-                          origin=origin)
+                          origin=origin, step=step)
 
 
 def _train_reply(msg: Message, client_id: int, update: LocalUpdate, device: DeviceLedger | None,
@@ -145,7 +153,7 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         client_id, num_clients = client_identity(context, settings)
         faces = client_faces(settings, client_id, num_clients, public_split_of(settings))
         keys = client_keys(settings)
-        model = _global_model(msg, keys)
+        model, received = _global_model(msg, keys)
         signer = device_signer(settings, client_id)
         device = device_ledger(settings, client_id, signer)
         try:
@@ -154,7 +162,8 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
             if device and not update.refused:
                 device.record(int(msg.content[CONFIG][GLOBAL_ROUND]), update.plan,
                               settings.max_grad_norm, settings.delta)
-            arrays = _outgoing(update, keys, signer, update_origin(msg, context, client_id))
+            arrays = _outgoing(update, keys, signer, update_origin(msg, context, client_id),
+                               (ServerOptimizer.of(settings), received))
             seconds = time.perf_counter() - started
             return _train_reply(msg, client_id, update, device, settings, arrays, seconds)
         finally:
@@ -167,7 +176,7 @@ def build_client_app(overrides: dict | None = None) -> ClientApp:
         settings = settings_of(context)
         client_id, _ = client_identity(context, settings)
         faces = validation_faces(settings)
-        model = _global_model(msg, client_keys(settings))
+        model, _ = _global_model(msg, client_keys(settings))
         result = evaluate(model, faces.images, faces.labels)
         reply = EvaluateReply(client_id=client_id, num_examples=result.n,
                               accuracy=result.accuracy, loss=result.loss)

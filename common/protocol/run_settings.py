@@ -74,7 +74,8 @@ class RunSettings:
     server_learning_rate: float = setting(
         1.0, "the server's learning rate on the averaged update (FedAvgM)", bound=POSITIVE)
     server_momentum: float = setting(
-        0.0, "the server's momentum on the averaged update (FedAvgM); plain mode only",
+        0.0, "the server's momentum on the averaged update (FedAvgM; with secure-agg ckks the "
+        "devices run this step on the state they decrypt)",
         bound=Bound("in [0, 1)", lambda v: 0 <= v < 1))
     trainable: str = setting("all", "which parameters clients train: all, top (last block and "
                              "head) or head", choices=TRAINABLE)
@@ -106,12 +107,6 @@ class RunSettings:
         if self.key_dir and not self.encrypted:
             raise SettingsError("key-dir (--keys) is for secure-agg ckks; without it updates "
                                 "travel in plaintext")
-        if self.encrypted and (self.server_momentum or self.server_learning_rate != 1.0):
-            # The server's optimizer would scale ciphertexts by non-integers, which needs a
-            # CKKS level the aggregation context does not have (docs/architecture.md).
-            raise SettingsError("server-momentum and server-learning-rate need plain "
-                                "aggregation: with secure-agg ckks the server only adds "
-                                "ciphertexts (leave them at 0 and 1)")
 
     @property
     def encrypted(self) -> bool:

@@ -19,6 +19,7 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvgM
 
 from emofl.common.crypto.ckks import flatten_state
+from emofl.common.crypto.server_step import ServerOptimizer
 from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.model.frame_store import architecture_of, build_model, load_model
 from emofl.common.model.release import release_model
@@ -64,7 +65,9 @@ def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
     if settings.encrypted:
         if key_book is None:
             raise ValueError("a CKKS run verifies updates against a key book")
-        length = len(flatten_state(model.state_dict())[0])
+        # The key holders run the server's optimizer step; the state may carry its momentum.
+        model_length = len(flatten_state(model.state_dict())[0])
+        length = ServerOptimizer.of(settings).state_length(model_length)
         aggregator = CkksFedAvg(keys=load_server_keys(settings.key_dir), expected_length=length,
                                 run_id=run_id, device_key=key_book.device_key, **sampling)
         screen = aggregator.screen_updates
