@@ -18,7 +18,9 @@ CHECKPOINT_NAME = "checkpoint.pt"
 @dataclass
 class Checkpoint:
     """State after `round` completed rounds; `rounds` is the metrics.json round list so far and
-    `initial` the evaluation of the starting model; `notes` what a resume found and did."""
+    `initial` the evaluation of the starting model; `notes` what a resume found and did;
+    `server_momentum` FedAvgM's momentum vector in plain mode (empty before it exists; in CKKS
+    mode the momentum is inside model_state's ciphertexts)."""
 
     round: int
     model_state: dict[str, torch.Tensor]
@@ -27,6 +29,7 @@ class Checkpoint:
     initial: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    server_momentum: list[torch.Tensor] = field(default_factory=list)
 
 
 def checkpoint_path(run_dir: str | Path) -> Path:
@@ -42,15 +45,16 @@ def save_checkpoint(run_dir: str | Path, checkpoint: Checkpoint) -> None:
         "initial": checkpoint.initial,
         "settings": checkpoint.settings,
         "notes": checkpoint.notes,
+        "server_momentum": checkpoint.server_momentum,
     })
 
 
 # What to do with a checkpoint that cannot be used: its ledgers say what the devices spent.
 DAMAGED_REMEDY = "restore it from a copy, or start the run over with another --out"
-# Each saved field and the type it must have; "initial" and "notes" are absent in older runs.
+# Each saved field and the type it must have; the optional ones are absent in older runs.
 FIELD_TYPES = {"round": int, "model_state": dict, "ledgers": dict, "rounds": list,
-               "initial": dict, "settings": dict, "notes": list}
-OPTIONAL_FIELDS = ("initial", "notes")
+               "initial": dict, "settings": dict, "notes": list, "server_momentum": list}
+OPTIONAL_FIELDS = ("initial", "notes", "server_momentum")
 
 
 def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
@@ -71,6 +75,7 @@ def load_checkpoint(run_dir: str | Path) -> Checkpoint | None:
         initial=dict(data.get("initial", {})),
         settings=dict(data["settings"]),
         notes=list(data.get("notes", [])),
+        server_momentum=list(data.get("server_momentum", [])),
     )
 
 
@@ -89,6 +94,8 @@ def _content_problem(data: object) -> str:
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                for k, v in data["model_state"].items()):
         return "its model_state is not a state_dict of tensors"
+    if not all(isinstance(v, torch.Tensor) for v in data.get("server_momentum", [])):
+        return "its server_momentum is not a list of tensors"
     if not all(str(k).isdigit() and isinstance(v, dict) for k, v in data["ledgers"].items()):
         return "its ledgers are not ledger states by client id"
     return ""

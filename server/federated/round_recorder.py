@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from flwr.app import ArrayRecord, MetricRecord
+from flwr.serverapp.strategy import FedAvgM
 
 from emofl.common.data.federated_data import validation_faces
 from emofl.common.model.emotion_net import EmotionNet
@@ -53,6 +55,8 @@ class RoundRecorder:
         self._reports: RoundReports | None = None
         self._device_evaluation: dict = {}
         self._round_started = time.perf_counter()
+        # The plain-mode FedAvgM whose momentum each checkpoint keeps (set by make_strategy).
+        self.momentum_of: FedAvgM | None = None
 
     def round_trained(self, reports: RoundReports) -> None:
         """The devices' reports of the round just aggregated."""
@@ -86,6 +90,8 @@ class RoundRecorder:
         self.history.rounds.append(entry)
         self.history.round = entry["round"]
         self.history.model_state = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
+        momentum = self.momentum_of.momentum_vector if self.momentum_of else None
+        self.history.server_momentum = [torch.tensor(v) for v in momentum or []]
         self.history.ledgers.update(reports.ledgers)
         out = Path(self.settings.out)
         save_checkpoint(out, self.history)

@@ -75,6 +75,10 @@ def make_strategy(settings: RunSettings, model: EmotionNet, round_offset: int,
         aggregator = FedAvgM(fraction_evaluate=0.0,
                              server_learning_rate=settings.server_learning_rate,
                              server_momentum=settings.server_momentum, **sampling)
+        # A resumed run continues with the momentum it had, as an uninterrupted one would.
+        momentum = [t.numpy() for t in recorder.history.server_momentum]
+        aggregator.momentum_vector = momentum or None
+        recorder.momentum_of = aggregator
     return PrivacyBookkeeping(aggregator, round_offset=round_offset,
                               on_round=recorder.round_trained,
                               on_evaluate=recorder.round_evaluated, screen=screen,
