@@ -38,8 +38,10 @@ from emofl.client.federated.client_app import (
 )
 from emofl.client.federated.client_app import build_client_app as build_run_client_app
 from emofl.client.federated.dp_training import LocalUpdate, plan_round, train_round
-from emofl.client.federated.keys import load_client_keys
+from emofl.client.federated.keys import ClientKeys, load_client_keys
 from emofl.client.federated.ledger_store import DeviceLedger
+from emofl.client.federated.update_encryption import ReceivedState
+from emofl.common.crypto.server_step import ServerOptimizer
 from emofl.common.data.datasets import load_dataset
 from emofl.common.data.federated_data import Faces, to_faces
 from emofl.common.errors import UserError
@@ -96,20 +98,21 @@ def _device_faces(data: str, synthetic_size: int, seed: int) -> Faces:
     return to_faces(load_dataset(data, synthetic_size=synthetic_size, seed=seed))
 
 
-def _round(msg: Message, node: DeviceNode, settings: RunSettings, device: DeviceLedger | None
-           ) -> LocalUpdate:
+def _round(msg: Message, node: DeviceNode, settings: RunSettings, device: DeviceLedger | None,
+           keys: ClientKeys | None) -> tuple[LocalUpdate, ReceivedState | None]:
+    """The device's round, and the global state it started from (None when it withdrew)."""
     faces = node.faces(settings)
     refusal = withdrawal(node.root)
     if refusal:
         return LocalUpdate(None, len(faces), float("nan"), plan_round(settings, len(faces)),
-                           refused=refusal)
-    keys = load_client_keys(settings.key_dir) if settings.encrypted else None
+                           refused=refusal), None
     ledger = device.ledger if device else PrivacyLedger(settings.accountant)
-    update = train_round(_global_model(msg, keys), faces, settings, ledger, None)
+    model, received = _global_model(msg, keys)
+    update = train_round(model, faces, settings, ledger, None)
     if device and not update.refused:
         device.record(int(msg.content[CONFIG][GLOBAL_ROUND]), update.plan,
                       settings.max_grad_norm, settings.delta)
-    return update
+    return update, received
 
 
 def build_device_app() -> ClientApp:
@@ -125,9 +128,11 @@ def build_device_app() -> ClientApp:
         signer = node.signer()
         device = node.ledger(settings, signer)
         try:
-            update = _round(msg, node, settings, device)
             keys = load_client_keys(settings.key_dir) if settings.encrypted else None
-            arrays = _outgoing(update, keys, signer, update_origin(msg, context, node.client_id))
+            update, received = _round(msg, node, settings, device, keys)
+            step = (ServerOptimizer.of(settings), received) if received else None
+            arrays = _outgoing(update, keys, signer, update_origin(msg, context, node.client_id),
+                               step)
             return _train_reply(msg, node.client_id, update, device, settings, arrays,
                                 time.perf_counter() - started)
         finally:

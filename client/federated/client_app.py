@@ -90,7 +90,8 @@ def update_origin(msg: Message, context: Context, client_id: int) -> UpdateOrigi
 
 
 def _outgoing(update: LocalUpdate, keys: ClientKeys | None, signer: Signer | None,
-              origin: UpdateOrigin, step: tuple[ServerOptimizer, ReceivedState]) -> ArrayRecord:
+              origin: UpdateOrigin, step: tuple[ServerOptimizer, ReceivedState] | None
+              ) -> ArrayRecord:
     """The reply's arrays: nothing after a refusal, the weights in plain mode, or ciphertexts
     of the device's share (`step`: the server's optimizer and the state the round started
     from) signed by `signer` for `origin` in CKKS mode."""
