@@ -49,8 +49,9 @@ device_app.update_origin = replayed
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from emofl.common.privacy.signing import Ed25519Signer
 honest = device_app._outgoing
-def forged(update, keys, signer, origin):
-    return honest(update, keys, Ed25519Signer(signer.name, Ed25519PrivateKey.generate()), origin)
+def forged(update, keys, signer, origin, step):
+    fresh = Ed25519Signer(signer.name, Ed25519PrivateKey.generate())
+    return honest(update, keys, fresh, origin, step)
 device_app._outgoing = forged
 """,
 }
