@@ -144,7 +144,8 @@ def _faces(n: int = 96) -> Faces:
 
 
 def test_client_trains_planned_rounds_then_refuses_over_budget():
-    settings = RunSettings(rounds=2, epsilon=4.0, batch_size=32, model_width=8)
+    settings = RunSettings(rounds=2, epsilon=4.0, batch_size=32, sample_rate=0.0, local_steps=0,
+                           model_width=8)
     faces, ledger = _faces(), PrivacyLedger("rdp")
     plan = plan_round(settings, len(faces))
     assert plan.sample_rate == pytest.approx(1 / 3) and plan.steps == 3

@@ -29,7 +29,7 @@ from emofl.common.data.face_dataset import FaceDataset
 from emofl.common.errors import UserError
 from emofl.common.model.frame_store import architecture_of, build_model, load_model
 from emofl.common.model.model_cards import card_path, read_card
-from emofl.common.protocol.choices import MODEL_KINDS
+from emofl.common.protocol.choices import MODEL_KINDS, POOLS
 from emofl.server.federated.checkpoint import (
     Checkpoint,
     checkpoint_path,
@@ -240,10 +240,11 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
                                                                 max_size=3),
     max_leaves=10)
-architecture_values = st.one_of(st.integers(-5, 300), st.sampled_from(MODEL_KINDS), st.none(),
-                                st.booleans(), st.floats(allow_nan=False), st.text(max_size=5))
-architectures = st.dictionaries(st.sampled_from(["kind", "width", "feature_dim"]),
-                                architecture_values, max_size=3)
+architecture_values = st.one_of(st.integers(-5, 300), st.sampled_from(MODEL_KINDS + POOLS),
+                                st.none(), st.booleans(), st.floats(allow_nan=False),
+                                st.text(max_size=5))
+architectures = st.dictionaries(st.sampled_from(["kind", "width", "feature_dim", "pool"]),
+                                architecture_values, max_size=4)
 card_texts = st.one_of(
     st.builds(lambda arch: json.dumps({"name": "m", "architecture": arch}),
               st.one_of(architectures, json_values)),

@@ -187,6 +187,7 @@ def never_built(*args, **kwargs):
     ({"feature_dim": 10**9}, "feature_dim must be an integer 1..1024"),
     ({"kind": "resnet"}, "kind must be one of separable, vgg"),
     ({"kind": ["vgg"]}, "kind must be one of"),
+    ({"pool": "max"}, "pool must be one of depthwise, average"),
 ])
 def test_a_card_asking_for_an_impossible_frame_model_is_refused_before_building(
         model_file, tmp_path, monkeypatch, change, fragment):

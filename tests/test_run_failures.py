@@ -19,7 +19,7 @@ from emofl.simulations.federation.runner import RunDirError, simulate
 
 @pytest.mark.parametrize("changes, fragment", [
     (dict(num_clients=1000, synthetic_size=1), "cannot split the data among 1000 clients"),
-    (dict(epsilon=1e-9), "cannot pay for 3 round(s)"),
+    (dict(epsilon=1e-9), "cannot pay for 5 round(s)"),
     (dict(delta=0.5), "must be below 1/n"),
 ])
 def test_a_run_that_cannot_work_is_refused_before_it_starts(tmp_path, changes, fragment):

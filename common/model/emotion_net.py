@@ -8,13 +8,20 @@ and head apart lets a device run the backbone locally while a server evaluates t
 CKKS-encrypted features. GroupNorm instead of BatchNorm keeps every layer per-sample, which
 Opacus DP-SGD requires; residual connections around the separable backbone's stride-1 blocks
 keep that plain stack easy to train from scratch.
+
+The feature vector comes from the last feature map either by global average pooling or by a
+global depthwise convolution (MobileFaceNet, Chen et al. 2018): one learned weight per channel
+and position. A face's parts sit at fixed places in an aligned crop, and averaging over
+positions throws that away: from a random start an average-pooled backbone needs 100-150
+clean steps to leave chance on synthetic faces, a depthwise-pooled one fewer than 20
+(docs/benchmarks.md §9).
 """
 
 import torch
 from torch import nn
 
 from emofl.common.data.classes import NUM_CLASSES
-from emofl.common.protocol.choices import MODEL_KINDS
+from emofl.common.protocol.choices import MODEL_KINDS, POOL_OF_OLDER_FILES, POOLS
 
 FEATURE_DIM = 128
 GROUPS = 8
@@ -22,6 +29,15 @@ GROUPS = 8
 
 def _norm(channels: int) -> nn.GroupNorm:
     return nn.GroupNorm(min(GROUPS, channels), channels)
+
+
+def _pool(pool: str, channels: int, map_size: int) -> list[nn.Module]:
+    """(N, C, s, s) feature map -> (N, C) features, by `pool` (one of POOLS)."""
+    if pool not in POOLS:
+        raise ValueError(f"unknown pooling {pool!r}; use one of {sorted(POOLS)}")
+    if pool == "average":
+        return [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return [nn.Conv2d(channels, channels, map_size, groups=channels, bias=False), nn.Flatten()]
 
 
 class SeparableBlock(nn.Module):
@@ -50,7 +66,10 @@ class SeparableBlock(nn.Module):
 class Backbone(nn.Module):
     """48x48x1 face -> `feature_dim` features: stem, six separable blocks, 1x1 projection, pool."""
 
-    def __init__(self, width: int = 16, feature_dim: int = FEATURE_DIM) -> None:
+    MAP_SIZE = 6  # the last feature map is 6x6
+
+    def __init__(self, width: int = 16, feature_dim: int = FEATURE_DIM,
+                 pool: str = POOL_OF_OLDER_FILES) -> None:
         super().__init__()
         w = width
         self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 1, 1, bias=False), _norm(w), nn.ReLU())
@@ -65,7 +84,7 @@ class Backbone(nn.Module):
         self.projection = nn.Sequential(
             nn.Conv2d(8 * w, feature_dim, 1, bias=False), _norm(feature_dim), nn.ReLU()
         )
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.pool = nn.Sequential(*_pool(pool, feature_dim, self.MAP_SIZE))
         self.feature_dim = feature_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,10 +102,12 @@ def _conv(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 class VggBackbone(nn.Module):
     """48x48x1 face -> `feature_dim` features: four stages of two 3x3 convs and a 2x2 max-pool
-    (widths w, 2w, 4w, 8w), a 1x1 projection, global average pooling and dropout."""
+    (widths w, 2w, 4w, 8w), a 1x1 projection, pooling and dropout."""
+
+    MAP_SIZE = 3  # the last feature map is 3x3
 
     def __init__(self, width: int = 16, feature_dim: int = FEATURE_DIM,
-                 dropout: float = 0.3) -> None:
+                 pool: str = POOL_OF_OLDER_FILES, dropout: float = 0.3) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = 1
@@ -97,7 +118,7 @@ class VggBackbone(nn.Module):
         self.stages = nn.Sequential(*layers)  # 48 -> 24 -> 12 -> 6 -> 3
         self.projection = nn.Sequential(
             nn.Conv2d(channels, feature_dim, 1, bias=False), _norm(feature_dim), nn.ReLU())
-        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.pool = nn.Sequential(*_pool(pool, feature_dim, self.MAP_SIZE), nn.Dropout(dropout))
         self.feature_dim = feature_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,12 +137,12 @@ class EmotionNet(nn.Module):
     """Backbone followed by the linear softmax head; `forward` returns logits."""
 
     def __init__(self, width: int = 16, feature_dim: int = FEATURE_DIM,
-                 kind: str = "separable") -> None:
+                 kind: str = "separable", pool: str = POOL_OF_OLDER_FILES) -> None:
         super().__init__()
         if kind not in BACKBONES:
             raise ValueError(f"unknown backbone {kind!r}; use one of {sorted(BACKBONES)}")
-        self.width, self.kind = width, kind
-        self.backbone = BACKBONES[kind](width, feature_dim)
+        self.width, self.kind, self.pool = width, kind, pool
+        self.backbone = BACKBONES[kind](width, feature_dim, pool)
         self.head = nn.Linear(feature_dim, NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

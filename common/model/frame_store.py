@@ -10,7 +10,7 @@ from emofl.common.model.card_checks import architecture_section, bounded_int, on
 from emofl.common.model.emotion_net import FEATURE_DIM, EmotionNet
 from emofl.common.model.model_cards import SHIPPED_MODEL, card_path, read_card
 from emofl.common.model.weights_store import load_weights, save_weights
-from emofl.common.protocol.choices import MODEL_KINDS
+from emofl.common.protocol.choices import MODEL_KINDS, POOL_OF_OLDER_FILES, POOLS
 
 # The largest backbone a card may ask for: far above any model trained here (width 24,
 # 128 features), far below what would exhaust a device's memory.
@@ -20,19 +20,22 @@ MAX_FEATURE_DIM = 1024
 
 def architecture_of(model: EmotionNet) -> dict:
     """What `build_model` needs to rebuild this model's shape."""
-    return {"kind": model.kind, "width": model.width, "feature_dim": model.backbone.feature_dim}
+    return {"kind": model.kind, "width": model.width, "feature_dim": model.backbone.feature_dim,
+            "pool": model.pool}
 
 
 def build_model(architecture: dict | None = None, source: str = "model architecture",
                 ) -> EmotionNet:
-    """A fresh model of `architecture` ({"kind", "width", "feature_dim"}, each optional);
+    """A fresh model of `architecture` ({"kind", "width", "feature_dim", "pool"}, each optional;
+    a card without "pool" is from before depthwise pooling existed: average);
     ModelError naming `source` (e.g. the card it came from) when a value is of the wrong type
     or out of bounds, checked before any layer is allocated (`card_checks`)."""
     arch = architecture_section(architecture, source)
     return EmotionNet(width=bounded_int(arch, "width", 16, MAX_WIDTH, source),
                       feature_dim=bounded_int(arch, "feature_dim", FEATURE_DIM, MAX_FEATURE_DIM,
                                               source),
-                      kind=one_of(arch, "kind", MODEL_KINDS[0], MODEL_KINDS, source))
+                      kind=one_of(arch, "kind", MODEL_KINDS[0], MODEL_KINDS, source),
+                      pool=one_of(arch, "pool", POOL_OF_OLDER_FILES, POOLS, source))
 
 
 def save_model(model: EmotionNet, path: str | Path, card: dict) -> None:

@@ -17,5 +17,11 @@ SMOOTHING: tuple[str, ...] = ("temporal", "ema", "none")
 # Backbones of the frame model: depthwise-separable blocks, or VGG-style stages.
 MODEL_KINDS: tuple[str, ...] = ("separable", "vgg")
 
+# How a backbone turns its last feature map into the feature vector: a learned spatial
+# weighting per channel (global depthwise convolution, the default for new models), or global
+# average pooling (the shipped model's, and that of every file whose card names no pooling).
+POOLS: tuple[str, ...] = ("depthwise", "average")
+POOL_OF_OLDER_FILES = "average"
+
 # The device's optimizer on its (privatised) gradient: plain SGD, or Adam.
 CLIENT_OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")

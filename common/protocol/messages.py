@@ -28,6 +28,7 @@ GLOBAL_ROUND = "global-round"
 MODEL_KIND = "model-kind"
 MODEL_WIDTH = "model-width"
 FEATURE_DIM = "feature-dim"
+MODEL_POOL = "model-pool"
 
 
 class ReplyError(UserError):
@@ -38,13 +39,14 @@ def architecture_config(architecture: dict) -> ConfigRecord:
     """The config a server sends with the global weights, naming their architecture; the
     strategy adds `GLOBAL_ROUND` each round."""
     return ConfigRecord({MODEL_KIND: architecture["kind"], MODEL_WIDTH: architecture["width"],
-                         FEATURE_DIM: architecture["feature_dim"]})
+                         FEATURE_DIM: architecture["feature_dim"],
+                         MODEL_POOL: architecture["pool"]})
 
 
 def architecture_of_config(config: ConfigRecord) -> dict:
     """The architecture a server message names (the inverse of `architecture_config`)."""
     return {"kind": str(config[MODEL_KIND]), "width": int(config[MODEL_WIDTH]),
-            "feature_dim": int(config[FEATURE_DIM])}
+            "feature_dim": int(config[FEATURE_DIM]), "pool": str(config[MODEL_POOL])}
 
 
 def _kebab(name: str) -> str:

@@ -12,7 +12,13 @@ from typing import Any
 
 from emofl.common.errors import SettingsError
 from emofl.common.privacy.events import ACCOUNTANTS
-from emofl.common.protocol.choices import CLIENT_OPTIMIZERS, MODEL_KINDS, SECURE_AGG, TRAINABLE
+from emofl.common.protocol.choices import (
+    CLIENT_OPTIMIZERS,
+    MODEL_KINDS,
+    POOLS,
+    SECURE_AGG,
+    TRAINABLE,
+)
 from emofl.common.protocol.setting import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
@@ -30,7 +36,10 @@ class RunSettings:
     """Everything a round needs to know; SettingsError (one line, naming the setting by its
     kebab-case key) when a value is not allowed.
 
-    batch_size is the expected Poisson batch size: the sample rate is 1 / ceil(n_i / B).
+    batch_size is the expected Poisson batch size when sample_rate is 0: the sample rate is
+    then 1 / ceil(n_i / B). The defaults are the DP-FedSGD recipe that learns from a random
+    start on synthetic faces (docs/benchmarks.md §9): large Poisson batches (q = 0.25), ten
+    DP-SGD steps a round at a high learning rate, five rounds.
     """
 
     data: str = setting("synthetic", "'synthetic' or FER2013 data (a CSV or an image folder)")
@@ -39,7 +48,7 @@ class RunSettings:
         "of the federation; synthetic data: freshly generated faces)")
     num_clients: int = setting(4, "participants the data is split into", bound=AT_LEAST_ONE,
                                flag="--clients")
-    rounds: int = setting(3, "planned federated rounds; clients spread their ε over these",
+    rounds: int = setting(5, "planned federated rounds; clients spread their ε over these",
                           bound=AT_LEAST_ONE)
     dp: bool = setting(True, "train without differential privacy (no DP-SGD, no guarantee)",
                        exclusive_group="budget")
@@ -59,17 +68,17 @@ class RunSettings:
     batch_size: int = setting(64, "expected batch size of local training (sets q = 1/ceil(n/B) "
                               "when --sample-rate is 0)", bound=AT_LEAST_ONE)
     sample_rate: float = setting(
-        0.0, "Poisson rate q at which each step samples a client's faces; 0 derives it from "
+        0.25, "Poisson rate q at which each step samples a client's faces; 0 derives it from "
         "--batch-size", bound=Bound("in [0, 1]", lambda v: 0 <= v <= 1))
-    local_steps: int = setting(0, "DP-SGD steps per round; 0: --local-epochs passes of 1/q steps",
+    local_steps: int = setting(10, "DP-SGD steps per round; 0: --local-epochs passes of 1/q steps",
                                bound=NON_NEGATIVE)
     augment_multiplicity: int = setting(
         1, "augmented copies of each sampled face whose gradients are averaged before clipping",
         bound=AT_LEAST_ONE)
     client_optimizer: str = setting(
-        "adam", "the device's optimizer on its privatised gradient (sgd with --server-momentum "
+        "sgd", "the device's optimizer on its privatised gradient (sgd with --server-momentum "
         "is the DP-FedSGD recipe)", choices=CLIENT_OPTIMIZERS)
-    learning_rate: float = setting(3e-4, "the device's learning rate", bound=POSITIVE,
+    learning_rate: float = setting(2.0, "the device's learning rate", bound=POSITIVE,
                                    flag="--lr")
     server_learning_rate: float = setting(
         1.0, "the server's learning rate on the averaged update (FedAvgM)", bound=POSITIVE)
@@ -82,11 +91,14 @@ class RunSettings:
     init_model: str = setting(
         "", "start from this model file (default: random init); faces of the public split its "
         "card names are kept out of every client")
-    synthetic_size: int = setting(300, "synthetic faces per client", bound=AT_LEAST_ONE)
+    synthetic_size: int = setting(1000, "synthetic faces per client", bound=AT_LEAST_ONE)
     model_kind: str = setting("separable", "backbone of a new model; --init-model brings its own",
                               choices=MODEL_KINDS)
     model_width: int = setting(16, "channel width of a new backbone; --init-model brings its own",
                                bound=AT_LEAST_ONE)
+    model_pool: str = setting(
+        POOLS[0], "how a new backbone pools its last feature map: a learned weight per channel "
+        "and position, or a global average; --init-model brings its own", choices=POOLS)
     secure_agg: str = setting("none", "ckks: the server adds encrypted updates it cannot read",
                               choices=SECURE_AGG)
     key_dir: str = setting("", "CKKS key directory from `emofl keys init`; clients read the "

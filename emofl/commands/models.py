@@ -3,7 +3,7 @@
 import argparse
 
 from emofl.commands.options import bounded, command_line
-from emofl.common.protocol.choices import MODEL_KINDS
+from emofl.common.protocol.choices import MODEL_KINDS, POOLS
 from emofl.common.protocol.setting import (
     AT_LEAST_ONE,
     NON_NEGATIVE,
@@ -49,6 +49,9 @@ def _add_pretrain(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model-width", type=_count, default=16)
     p.add_argument("--model-kind", choices=MODEL_KINDS, default=MODEL_KINDS[0],
                    help="backbone: depthwise-separable blocks or VGG-style stages")
+    p.add_argument("--model-pool", choices=POOLS, default=POOLS[0],
+                   help="how the backbone pools its last feature map: a learned weight per "
+                        "channel and position (depthwise) or a global average")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--val-data", default="", help="report accuracy on this set")
@@ -65,6 +68,7 @@ def _pretrain(args: argparse.Namespace) -> dict:
         data=args.data, out=args.out, fraction=args.public_fraction, seed=args.seed,
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
         model_width=args.model_width, model_kind=args.model_kind,
+        model_pool=args.model_pool,
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
         val_data=args.val_data, synthetic_size=args.synthetic_size, command=command_line(),
     ))

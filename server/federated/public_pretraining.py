@@ -22,6 +22,7 @@ from emofl.common.errors import UserError
 from emofl.common.model.frame_store import build_model, save_model
 from emofl.common.model.model_card import model_card
 from emofl.common.model.training import evaluate, train_epoch
+from emofl.common.protocol.choices import POOLS
 from emofl.common.storage import atomic_io
 from emofl.common.storage.atomic_io import DamagedFileError
 
@@ -43,6 +44,7 @@ class PretrainSettings:
     weight_decay: float = 1e-4
     model_width: int = 16
     model_kind: str = "separable"
+    model_pool: str = POOLS[0]
     label_smoothing: float = 0.0
     synthetic_size: int = 2000
     val_data: str = ""
@@ -116,7 +118,8 @@ def pretrain(settings: PretrainSettings, progress: bool = True) -> dict:
     faces = to_faces(public)
     validation = to_faces(load_dataset(settings.val_data)) if settings.val_data else None
     torch.manual_seed(settings.seed)
-    model = build_model({"width": settings.model_width, "kind": settings.model_kind})
+    model = build_model({"width": settings.model_width, "kind": settings.model_kind,
+                         "pool": settings.model_pool})
     generator = torch.Generator().manual_seed(settings.seed)
     loader = DataLoader(TensorDataset(faces.images, faces.labels), batch_size=settings.batch_size,
                         shuffle=True, generator=generator)

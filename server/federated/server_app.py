@@ -40,7 +40,8 @@ def initial_model(settings: RunSettings) -> EmotionNet:
     if settings.init_model:
         return load_model(settings.init_model)[0]
     torch.manual_seed(settings.seed)
-    return build_model({"width": settings.model_width, "kind": settings.model_kind})
+    return build_model({"width": settings.model_width, "kind": settings.model_kind,
+                        "pool": settings.model_pool})
 
 
 def open_key_book(settings: RunSettings) -> TreeHeadBook | None:

@@ -26,9 +26,11 @@ from emofl.common.model.training import evaluate
 
 @dataclass(frozen=True)
 class Config:
-    """One training recipe: backbone, optimizer, learning rate, batch size, augmentation."""
+    """One training recipe: backbone and its pooling, optimizer, learning rate, batch size,
+    augmentation."""
 
     kind: str = "separable"
+    pool: str = "average"
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     batch_size: int = 64
@@ -42,6 +44,9 @@ CONFIGS = (
     Config(optimizer="sgd", learning_rate=0.05),
     Config(batch_size=256),
     Config(kind="vgg"),
+    Config(pool="depthwise"),
+    Config(pool="depthwise", augment=True),
+    Config(kind="vgg", pool="depthwise"),
 )
 
 
@@ -50,7 +55,7 @@ def accuracy_curve(config: Config, train: Faces, val: Faces, steps: int, every: 
     """Validation accuracy after every `every` steps of `config` from a seeded random start."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    model = build_model({"width": 16, "kind": config.kind})
+    model = build_model({"width": 16, "kind": config.kind, "pool": config.pool})
     if config.optimizer == "adam":
         optimizer = torch.optim.Adam(model.parameters(), config.learning_rate)
     else:

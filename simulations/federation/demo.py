@@ -26,8 +26,9 @@ def run_demo(out: str, clients: int = 4, rounds: int = 3, epsilon: float = 8.0,
                                   epochs=12, model_width=16, command=command))
     settings = RunSettings(
         data="synthetic", num_clients=clients, rounds=rounds, epsilon=epsilon,
-        synthetic_size=400, batch_size=32, local_epochs=1, alpha=0.5, trainable="head",
-        learning_rate=3e-4, init_model=str(public_model), out=str(run_dir / "federated"),
+        synthetic_size=400, batch_size=32, sample_rate=0.0, local_steps=0, local_epochs=1,
+        alpha=0.5, trainable="head", client_optimizer="adam", learning_rate=3e-4,
+        init_model=str(public_model), out=str(run_dir / "federated"),
         command=command,
     )
     return simulate(settings)

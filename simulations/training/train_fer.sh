@@ -12,7 +12,7 @@ mkdir -p "$RUNS"
 PUBLIC="$RUNS/public_vgg16.pt"
 [ -f "$PUBLIC" ] || $EMOFL pretrain --data "$FER/train" --val-data "$FER/val" \
     --public-fraction 0.5 --seed 0 --epochs 50 --batch-size 128 --lr 3e-3 --weight-decay 5e-4 \
-    --label-smoothing 0.1 --model-kind vgg --model-width 16 --out "$PUBLIC"
+    --label-smoothing 0.1 --model-kind vgg --model-width 16 --model-pool average --out "$PUBLIC"
 
 # The federation over the private half: 10 clients, Dirichlet α = 0.5, DP-FedSGD with FedAvgM.
 COMMON=(--data "$FER/train" --val-data "$FER/val" --clients 10 --alpha 0.5 --seed 0
