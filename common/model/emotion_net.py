@@ -13,7 +13,7 @@ The feature vector comes from the last feature map either by global average pool
 global depthwise convolution (MobileFaceNet, Chen et al. 2018): one learned weight per channel
 and position. A face's parts sit at fixed places in an aligned crop, and averaging over
 positions throws that away: from a random start an average-pooled backbone needs 100-150
-clean steps to leave chance on synthetic faces, a depthwise-pooled one fewer than 20
+clean steps to leave chance on synthetic faces, a depthwise-pooled one about 20
 (docs/benchmarks.md §9).
 """
 
