@@ -16,7 +16,7 @@ def default_demo_dir() -> str:
     return time.strftime("runs/demo-%Y%m%d-%H%M%S")
 
 
-def run_demo(out: str, clients: int = 4, rounds: int = 3, epsilon: float = 8.0,
+def run_demo(out: str, clients: int = 4, rounds: int = 5, epsilon: float = 8.0,
              command: str = "") -> dict:
     """Pre-train on public synthetic faces, then simulate the DP federation; the run summary."""
     run_dir = Path(out)
