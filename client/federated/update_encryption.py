@@ -54,9 +54,9 @@ def received_state(record: ArrayRecord, template: dict[str, torch.Tensor],
         raise ValueError("the server sent an encrypted model but this run has no CKKS keys")
     aggregate = from_arrays(record)
     vector = decrypt_vector(keys.secret_context, aggregate.chunks, aggregate.length)
-    _, layout = flatten_state(template)
-    model_length = sum(int(np.prod(shape)) for _, shape in layout)
-    weights, momentum = split_state(np.asarray(vector) / aggregate.num_examples, model_length)
+    flat_template, layout = flatten_state(template)
+    weights, momentum = split_state(np.asarray(vector) / aggregate.num_examples,
+                                    len(flat_template))
     return ReceivedState(unflatten_state(weights, layout), momentum)
 
 
