@@ -85,7 +85,7 @@ def train_round(
     """Train a copy of `model` for one round; record the spent steps in `ledger`.
 
     A copy, because Opacus attaches hooks to the module it makes private, once only.
-    `seed` drives batch sampling, augmentation and DP noise; leave it None on a real
+    `seed` drives batch sampling, augmentation, dropout and DP noise; leave it None on a real
     device: then it is drawn from the OS's entropy pool, because DP-SGD's guarantee needs
     the server not to know which faces were sampled nor what noise was added.
     """
@@ -112,9 +112,12 @@ def train_round(
             max_grad_norm=settings.max_grad_norm,
             expected_batch_size=max(1, round(plan.sample_rate * n)), loss_reduction="mean",
             generator=torch.Generator().manual_seed(seed + 1))
-    losses = [_logical_step(module, optimizer, faces, plan.sample_rate,
-                            settings.augment_multiplicity, generator, settings.dp)
-              for _ in range(plan.steps)]
+    # Dropout draws from torch's global stream: fork it, so that it follows `seed` too.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 2)
+        losses = [_logical_step(module, optimizer, faces, plan.sample_rate,
+                                settings.augment_multiplicity, generator, settings.dp)
+                  for _ in range(plan.steps)]
     if settings.dp:
         ledger.record(plan)
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}

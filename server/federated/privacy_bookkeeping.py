@@ -104,6 +104,9 @@ def parse_replies(replies: Iterable[Message], global_round: int,
     for line in reports.unusable:
         log(WARNING, "round %d: %s", global_round, line)
     reports.clients.sort(key=lambda r: r["id"])
+    # In client order, not arrival order: floating-point sums depend on the order, and a
+    # non-private run (or its resume) should aggregate to the same model every time.
+    trained.sort(key=lambda pair: pair[0]["id"])
     return reports, trained
 
 
