@@ -20,6 +20,7 @@ from emofl.common.model.emotion_net import EmotionNet
 from emofl.common.protocol.ckks_records import from_arrays, to_arrays
 from emofl.common.protocol.messages import ReplyError, TrainReply
 from emofl.common.protocol.run_settings import RunSettings
+from emofl.server.federated.checkpoint import load_checkpoint
 from emofl.server.federated.ckks_fedavg import CkksFedAvg
 from emofl.server.federated.keys import load_server_keys
 from emofl.server.federated.privacy_bookkeeping import PrivacyBookkeeping, RoundReports
@@ -129,37 +130,39 @@ def test_malformed_records_and_wrong_chunk_counts_are_rejected_not_fatal(key_dir
 
 def test_ckks_and_plain_federations_end_with_the_same_model(tmp_path):
     """With server momentum: Flower's FedAvgM on the server in plain mode, the same step run by
-    the key holders under CKKS (round 2 is where the momentum enters). The devices train the
-    head with SGD, as the shipped recipe does: training a random backbone for a round magnifies
-    CKKS' ~1e-7 error in round 1's model to ~5e-4 (in plain mode too, for a perturbation that
-    small), which would hide what this test compares."""
-    runs = {}
-    for mode in ("none", "ckks"):
-        settings = RunSettings(data="synthetic", num_clients=3, rounds=2, dp=False,
-                               synthetic_size=150, batch_size=32, model_width=8, alpha=0.0,
-                               trainable="head", client_optimizer="sgd", learning_rate=0.1,
-                               server_momentum=0.9, server_learning_rate=0.5,
-                               secure_agg=mode, out=str(tmp_path / mode))
-        simulate(settings, progress=False)
-        runs[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
+    the key holders under CKKS (round 2 is where the momentum enters). The plain run stops
+    after round 1 and is resumed, so its momentum must come back from the checkpoint. The
+    devices train the head with SGD, as the shipped recipe does: training a random backbone
+    for a round magnifies CKKS' ~1e-7 error in round 1's model to ~5e-4 (in plain mode too,
+    for a perturbation that small), which would hide what this test compares."""
+    plan = dict(data="synthetic", num_clients=3, dp=False, synthetic_size=150, batch_size=32,
+                model_width=8, alpha=0.0, trainable="head", client_optimizer="sgd",
+                learning_rate=0.1, server_momentum=0.9, server_learning_rate=0.5)
+    simulate(RunSettings(**plan, rounds=1, out=str(tmp_path / "none")), progress=False)
+    assert load_checkpoint(tmp_path / "none").server_momentum
+    simulate(RunSettings(out=str(tmp_path / "none"), rounds=2, resume=True), progress=False)
+    simulate(RunSettings(**plan, rounds=2, secure_agg="ckks", out=str(tmp_path / "ckks")),
+             progress=False)
     plain = torch.load(tmp_path / "none" / "model.pt", weights_only=True)
     secure = torch.load(tmp_path / "ckks" / "model.pt", weights_only=True)
     assert max(torch.max(torch.abs(plain[k] - secure[k])).item() for k in plain) <= 1e-5
     checkpoint = torch.load(tmp_path / "ckks" / "checkpoint.pt", weights_only=True)
     assert all(k.startswith("ckks-") for k in checkpoint["model_state"])  # ciphertexts only
-    for mode, metrics in runs.items():
+    sent = {}
+    for mode in ("none", "ckks"):
+        metrics = json.loads((tmp_path / mode / "metrics.json").read_text())
         assert metrics["rounds"][0]["wall_seconds"] > 0
-        sent = [c["bytes_up"] for c in metrics["rounds"][0]["clients"]]
-        assert len(sent) == 3 and min(sent) > 0
-        runs[mode] = sent
-    expansion = runs["ckks"][0] / (2 * runs["none"][0])  # weights and momentum: 2x the values
+        sent[mode] = [c["bytes_up"] for c in metrics["rounds"][0]["clients"]]
+        assert len(sent[mode]) == 3 and min(sent[mode]) > 0
+    expansion = sent["ckks"][0] / (2 * sent["none"][0])  # weights and momentum: 2x the values
     assert 4 < expansion <= 8
 
 
 def test_ckks_run_resumes_from_its_encrypted_checkpoint(tmp_path):
+    """Under DP and with server momentum, which then travels encrypted in the checkpoint."""
     settings = RunSettings(data="synthetic", num_clients=3, rounds=1, epsilon=50.0,
                            noise_multiplier=1.0, synthetic_size=150, batch_size=32,
-                           model_width=8, alpha=0.0,
+                           model_width=8, alpha=0.0, server_momentum=0.9,
                            secure_agg="ckks", out=str(tmp_path))
     simulate(settings, progress=False)
     simulate(RunSettings(out=str(tmp_path), rounds=2, resume=True), progress=False)

@@ -132,19 +132,6 @@ def test_interrupted_run_resumes_with_its_saved_settings(tmp_path, settings):
     assert changed
 
 
-def test_a_resumed_run_keeps_its_server_momentum(tmp_path, settings):
-    """FedAvgM's momentum is checkpointed: one round and a resume end where two rounds in one
-    go do (non-private, so both runs draw the same batches)."""
-    plan = dict(dp=False, server_momentum=0.9, client_optimizer="sgd", learning_rate=0.05,
-                synthetic_size=100, local_epochs=1)
-    simulate(settings(tmp_path / "whole", **plan), progress=False)
-    simulate(settings(tmp_path / "split", rounds=1, **plan), progress=False)
-    assert load_checkpoint(tmp_path / "split").server_momentum
-    simulate(settings(tmp_path / "split", resume=True, **plan), progress=False)
-    whole, split = (load_checkpoint(tmp_path / run).model_state for run in ("whole", "split"))
-    assert all(torch.equal(whole[k], split[k]) for k in whole)
-
-
 def test_only_a_ray_start_failure_is_retried():
     from emofl.simulations.federation.runner import ray_did_not_start
 
