@@ -144,10 +144,12 @@ def test_only_a_ray_start_failure_is_retried():
 
 def test_a_stalled_ray_start_is_retried_and_the_run_completes(tmp_path, settings, monkeypatch):
     """A GCS that exits at once (unknown system config) never writes its port file, exactly
-    as a stalled one: the first start times out after 30 s, the second must carry the run."""
+    as a stalled one: the first start times out (after 5 s here, 30 s in Ray's default), the
+    second must carry the run."""
     import ray
+    import ray._private.node as ray_node
 
-    real_init, starts = ray.init, []
+    real_init, real_wait, starts = ray.init, ray_node.wait_for_persisted_port, []
 
     def first_start_stalls(**kwargs):
         starts.append(kwargs)
@@ -155,7 +157,11 @@ def test_a_stalled_ray_start_is_retried_and_the_run_completes(tmp_path, settings
             kwargs = {**kwargs, "_system_config": {"not_a_ray_setting": 1}}
         return real_init(**kwargs)
 
+    def impatient_first_wait(*args, **kwargs):
+        return real_wait(*args, **({"timeout_ms": 5000} if len(starts) == 1 else {}), **kwargs)
+
     monkeypatch.setattr(ray, "init", first_start_stalls)
+    monkeypatch.setattr(ray_node, "wait_for_persisted_port", impatient_first_wait)
     summary = simulate(settings(tmp_path / "run", rounds=1, num_clients=2), progress=False)
     assert len(starts) >= 2  # a real start may stall too on a loaded machine
     assert summary["rounds"] == 1
