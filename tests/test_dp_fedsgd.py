@@ -59,3 +59,20 @@ def test_an_empty_poisson_sample_still_adds_noise(faces):
     moved = sum(float((update.state_dict[k] - v).abs().sum())
                 for k, v in model.state_dict().items() if v.is_floating_point())
     assert moved > 0
+
+
+@pytest.mark.parametrize("trainable, moving", [
+    ("head", ("head.",)),
+    ("projection", ("head.", "backbone.projection.")),
+    ("top", ("head.", "backbone.projection.", "backbone.blocks.5.")),
+    ("all", ("",)),
+])
+def test_a_round_moves_exactly_the_trainable_part(faces, trainable, moving):
+    settings = RunSettings(rounds=2, sample_rate=0.5, local_steps=1, client_optimizer="sgd",
+                           learning_rate=0.5, trainable=trainable)
+    model = EmotionNet(width=8)
+    update = train_round(model, faces, settings, PrivacyLedger(), seed=4)
+    moved = {k for k, v in model.state_dict().items()
+             if not torch.equal(update.state_dict[k], v)}
+    expected = {k for k in model.state_dict() if k.startswith(moving)}
+    assert moved == expected

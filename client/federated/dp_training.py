@@ -65,13 +65,16 @@ def plan_round(settings: RunSettings, num_examples: int) -> DpEvent:
 
 
 def set_trainable(model: EmotionNet, trainable: str) -> None:
-    """Freeze all but the chosen part: everything, the top (last block onward), or the head."""
+    """Freeze all but the chosen part: everything, the top (last block onward), the projection
+    and the head, or the head."""
     if trainable not in TRAINABLE:
         raise ValueError(f"trainable must be one of {TRAINABLE}, got {trainable!r}")
     model.requires_grad_(trainable == "all")
     if trainable == "top":
         for layer in model.backbone.top():
             layer.requires_grad_(True)
+    if trainable == "projection":
+        model.backbone.projection.requires_grad_(True)
     model.head.requires_grad_(True)
 
 

@@ -5,8 +5,9 @@ Light on purpose (no torch, no opacus), so that `emofl` builds its parser withou
 The accountants are defined with the privacy events (`emofl.common.privacy.events.ACCOUNTANTS`).
 """
 
-# Which parameters clients train: everything, the last block and the head, or the head only.
-TRAINABLE: tuple[str, ...] = ("all", "top", "head")
+# Which parameters clients train: everything, the last block onward, the 1x1 projection and
+# the head, or the head only.
+TRAINABLE: tuple[str, ...] = ("all", "top", "projection", "head")
 
 # How the server combines updates: plaintext FedAvg, or a sum of CKKS ciphertexts.
 SECURE_AGG: tuple[str, ...] = ("none", "ckks")

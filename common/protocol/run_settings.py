@@ -86,8 +86,9 @@ class RunSettings:
         0.0, "the server's momentum on the averaged update (FedAvgM; with secure-agg ckks the "
         "devices run this step on the state they decrypt)",
         bound=Bound("in [0, 1)", lambda v: 0 <= v < 1))
-    trainable: str = setting("all", "which parameters clients train: all, top (last block and "
-                             "head) or head", choices=TRAINABLE)
+    trainable: str = setting("all", "which parameters clients train: all, top (last block, "
+                             "projection and head), projection (projection and head) or head",
+                             choices=TRAINABLE)
     init_model: str = setting(
         "", "start from this model file (default: random init); faces of the public split its "
         "card names are kept out of every client")
