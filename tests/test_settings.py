@@ -79,7 +79,7 @@ BAD_VALUES = [
     ("alpha", "--alpha", "-0.5", "positive (or 0 for IID)"),
     ("batch-size", "--batch-size", "0", "at least 1"),
     ("accountant", "--accountant", "gdp", "one of rdp, prv"),
-    ("trainable", "--trainable", "some", "one of all, top, head"),
+    ("trainable", "--trainable", "some", "one of all, top, projection, head"),
     ("secure-agg", "--secure-agg", "rsa", "one of none, ckks"),
     ("epsilon", "--epsilon", "nan", "finite"),
 ]

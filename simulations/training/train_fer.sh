@@ -38,3 +38,8 @@ simulate nodp_twin --no-dp --local-steps 1 --lr 0.1
 # The shipped recipe at smaller budgets.
 simulate dp_head_eps3 --epsilon 3 --trainable head --local-steps 5 --lr 0.5
 simulate dp_head_eps1 --epsilon 1 --trainable head --local-steps 5 --lr 0.5
+# The projection and the head (16k parameters), 5 DP-SGD steps per round, ε = 8; its ε = ∞
+# twin; and every layer without DP over the longer schedule (200 steps, not 40).
+simulate dp_projection_eps8 --epsilon 8 --trainable projection --local-steps 5 --lr 0.5
+simulate nodp_projection --no-dp --trainable projection --local-steps 5 --lr 0.5
+simulate nodp_twin_200steps --no-dp --local-steps 5 --lr 0.05
